@@ -1,0 +1,387 @@
+"""The feature-shard contract (HDF5): write, read, validate. DESIGN.md "Feature shards".
+
+A shard is one HDF5 file holding many videos, written once to a temporary name and renamed, and
+never modified after. A directory of shards (from one run, or from several ranks) reads as one
+dataset through `ShardSet`.
+
+Layout of one shard (schema version 1):
+
+    /                      attrs: schema_version, feature_dim, created_by
+    /normalization         group, attrs num_videos, num_clips, source; datasets mean (D,), range (D,)
+    /videos/<video_id>     group, attrs below; dataset features (T, D) float32, mean-normalized
+
+Per-video attrs (data, not convention): num_frames, num_clips, fps, clip_len, tail_policy, label
+(1 anomalous, 0 normal, -1 unknown), split, class_name, source_path, source_size, extractor (JSON
+with the extractor config, weights file, weights sha256, precision), weights_sha256,
+schema_version. Raw features are recoverable: raw = features * range + mean.
+
+Shapes: T clips, D feature dim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+RANGE_EPS = 1e-6  # DESIGN.md: a (max - min) below this is treated as 1
+SHARD_SUFFIX = ".h5"
+VALID_LABELS = (-1, 0, 1)
+
+
+class ShardError(ValueError):
+    """A shard file or one of its videos does not meet the contract; the message names which."""
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-dimension mean normalization x' = (x - mean) / range, from the training split only."""
+
+    mean: np.ndarray  # (D,) float64
+    range: np.ndarray  # (D,) float64, max - min with values < RANGE_EPS replaced by 1
+    num_videos: int  # training videos the statistics were computed from
+    num_clips: int  # training clips the statistics were computed from
+    source: str = ""  # where the statistics came from (a run directory, a shard, "identity")
+
+    @classmethod
+    def identity(cls, feature_dim: int) -> "NormStats":
+        """Statistics that leave features unchanged (mean 0, range 1)."""
+        return cls(np.zeros(feature_dim), np.ones(feature_dim), 0, 0, "identity")
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """(..., D) raw features to normalized float32."""
+        return ((raw - self.mean) / self.range).astype(np.float32)
+
+    def denormalize(self, features: np.ndarray) -> np.ndarray:
+        """(..., D) normalized features back to raw float32."""
+        return (features * self.range + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        """Plain lists and numbers, for checkpoints and JSON."""
+        return {
+            "mean": self.mean.tolist(),
+            "range": self.range.tolist(),
+            "num_videos": self.num_videos,
+            "num_clips": self.num_clips,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NormStats":
+        return cls(
+            np.asarray(d["mean"], dtype=np.float64),
+            np.asarray(d["range"], dtype=np.float64),
+            int(d["num_videos"]),
+            int(d["num_clips"]),
+            str(d.get("source", "")),
+        )
+
+
+class NormAccumulator:
+    """Streaming sum/min/max over clips; mergeable across processes (torchrun ranks)."""
+
+    def __init__(self, feature_dim: int) -> None:
+        self.sum = np.zeros(feature_dim, dtype=np.float64)
+        self.min = np.full(feature_dim, np.inf)
+        self.max = np.full(feature_dim, -np.inf)
+        self.num_clips = 0
+        self.num_videos = 0
+
+    def update(self, raw: np.ndarray) -> None:
+        """Add one video's raw features (T, D)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if raw.ndim != 2 or raw.shape[1] != self.sum.shape[0] or len(raw) == 0:
+            raise ValueError(f"expected (T>0, {self.sum.shape[0]}) features, got {raw.shape}")
+        self.sum += raw.sum(axis=0)
+        self.min = np.minimum(self.min, raw.min(axis=0))
+        self.max = np.maximum(self.max, raw.max(axis=0))
+        self.num_clips += len(raw)
+        self.num_videos += 1
+
+    def merge(self, other: "NormAccumulator") -> None:
+        """Fold another accumulator (e.g. from another rank) into this one."""
+        self.sum += other.sum
+        self.min = np.minimum(self.min, other.min)
+        self.max = np.maximum(self.max, other.max)
+        self.num_clips += other.num_clips
+        self.num_videos += other.num_videos
+
+    def finalize(self, source: str = "") -> NormStats:
+        """The statistics; an error when no training clip was seen."""
+        if self.num_clips == 0:
+            raise ValueError(
+                "no training videos to compute normalization statistics from: "
+                "mark some videos as split 'train' or pass statistics of an earlier run"
+            )
+        span = self.max - self.min
+        span = np.where(span < RANGE_EPS, 1.0, span)
+        return NormStats(self.sum / self.num_clips, span, self.num_videos, self.num_clips, source)
+
+
+@dataclass
+class VideoRecord:
+    """One video's features and all its alignment metadata."""
+
+    video_id: str
+    features: np.ndarray  # (T, D) float32, mean-normalized as stored
+    num_frames: int  # frames actually decoded
+    fps: float
+    label: int  # 1 anomalous, 0 normal, -1 unknown
+    split: str = ""  # "train", "test" or "" (unknown)
+    class_name: str = ""  # e.g. UCF-Crime class ("Normal" for normal videos)
+    source_path: str = ""
+    source_size: int = -1  # bytes of the source file or frame folder, -1 unknown
+    clip_len: int = 16
+    tail_policy: str = "pad_repeat_last"
+    extractor: dict = field(default_factory=dict)  # config, weights file + sha256, precision
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.features.shape[0])
+
+
+def _check_record(record: VideoRecord, feature_dim: int, where: str) -> None:
+    vid = record.video_id
+    if not vid or "/" in vid or vid in (".", ".."):
+        raise ShardError(f"{where}: invalid video id {vid!r} (no '/' allowed)")
+    f = record.features
+    if f.ndim != 2 or f.shape[1] != feature_dim:
+        raise ShardError(f"{where}: video {vid}: features {f.shape}, expected (T, {feature_dim})")
+    expected = -(-record.num_frames // record.clip_len) if record.num_frames > 0 else -1
+    if f.shape[0] != expected:
+        raise ShardError(
+            f"{where}: video {vid}: {f.shape[0]} clips but num_frames={record.num_frames} "
+            f"with clip_len={record.clip_len} needs {expected}"
+        )
+    if record.label not in VALID_LABELS:
+        raise ShardError(f"{where}: video {vid}: label {record.label} not in {VALID_LABELS}")
+    if not np.isfinite(f).all():
+        raise ShardError(f"{where}: video {vid}: features contain NaN or inf")
+    if not record.fps > 0:
+        raise ShardError(f"{where}: video {vid}: fps must be > 0, got {record.fps}")
+
+
+def write_shard(
+    path: Path, records: Iterable[VideoRecord], stats: NormStats, created_by: str = "claws"
+) -> Path:
+    """Write videos into a new shard atomically (temporary name, then rename).
+
+    Args:
+        path: final shard path; must not exist (a finished shard is never modified).
+        records: videos whose features are already normalized with `stats`.
+        stats: normalization statistics stored with the shard.
+        created_by: free text recorded in the root attrs (command and version).
+
+    Returns:
+        The final path.
+    """
+    path = Path(path)
+    if path.exists():
+        raise ShardError(f"{path}: shard exists; finished shards are never rewritten")
+    tmp = path.with_name(path.name + ".tmp")
+    dim = stats.feature_dim
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs.update(schema_version=SCHEMA_VERSION, feature_dim=dim, created_by=created_by)
+            norm = h5.create_group("normalization")
+            norm.create_dataset("mean", data=stats.mean.astype(np.float64))
+            norm.create_dataset("range", data=stats.range.astype(np.float64))
+            norm.attrs.update(
+                num_videos=stats.num_videos, num_clips=stats.num_clips, source=stats.source
+            )
+            videos = h5.create_group("videos")
+            for record in records:
+                _check_record(record, dim, str(path))
+                if record.video_id in videos:
+                    raise ShardError(f"{path}: video {record.video_id} given twice")
+                g = videos.create_group(record.video_id)
+                g.create_dataset("features", data=record.features.astype(np.float32))
+                g.attrs.update(
+                    num_frames=int(record.num_frames),
+                    num_clips=record.num_clips,
+                    fps=float(record.fps),
+                    clip_len=int(record.clip_len),
+                    tail_policy=record.tail_policy,
+                    label=int(record.label),
+                    split=record.split,
+                    class_name=record.class_name,
+                    source_path=str(record.source_path),
+                    source_size=int(record.source_size),
+                    extractor=json.dumps(record.extractor, sort_keys=True),
+                    weights_sha256=str(record.extractor.get("weights_sha256", "")),
+                    schema_version=SCHEMA_VERSION,
+                )
+            h5.flush()
+            os.fsync(h5.id.get_vfd_handle())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video's metadata without its features; `shard` is the file holding it."""
+
+    video_id: str
+    shard: Path
+    num_frames: int
+    num_clips: int
+    fps: float
+    clip_len: int
+    tail_policy: str
+    label: int
+    split: str
+    class_name: str
+    source_path: str
+    source_size: int
+    extractor: dict
+
+
+def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoInfo:
+    a = g.attrs
+    required = ("num_frames", "num_clips", "fps", "clip_len", "label", "schema_version")
+    missing = [k for k in required if k not in a]
+    if missing or "features" not in g:
+        raise ShardError(f"{shard}: video {vid}: missing {missing or ['features']}; re-extract it")
+    shape = g["features"].shape
+    info = VideoInfo(
+        video_id=vid,
+        shard=shard,
+        num_frames=int(a["num_frames"]),
+        num_clips=int(a["num_clips"]),
+        fps=float(a["fps"]),
+        clip_len=int(a["clip_len"]),
+        tail_policy=str(a.get("tail_policy", "")),
+        label=int(a["label"]),
+        split=str(a.get("split", "")),
+        class_name=str(a.get("class_name", "")),
+        source_path=str(a.get("source_path", "")),
+        source_size=int(a.get("source_size", -1)),
+        extractor=json.loads(a.get("extractor", "{}")),
+    )
+    expected = -(-info.num_frames // info.clip_len) if info.num_frames > 0 else -1
+    if shape != (info.num_clips, feature_dim) or info.num_clips != expected:
+        raise ShardError(
+            f"{shard}: video {vid}: features {shape} do not match num_frames={info.num_frames}, "
+            f"clip_len={info.clip_len}, feature_dim={feature_dim}"
+        )
+    if info.label not in VALID_LABELS:
+        raise ShardError(f"{shard}: video {vid}: label {info.label} not in {VALID_LABELS}")
+    return info
+
+
+def _read_stats(shard: Path, h5: h5py.File) -> NormStats:
+    if "normalization" not in h5:
+        raise ShardError(f"{shard}: no normalization group; not a claws shard or written by hand")
+    n = h5["normalization"]
+    return NormStats(
+        n["mean"][()], n["range"][()], int(n.attrs["num_videos"]), int(n.attrs["num_clips"]),
+        str(n.attrs.get("source", "")),
+    )
+
+
+def list_shards(root: Path) -> list[Path]:
+    """Finished shard files under `root` (a directory or one file), sorted; temp files skipped."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ShardError(f"{root}: no such shard file or directory")
+    return sorted(p for p in root.rglob(f"*{SHARD_SUFFIX}") if p.is_file())
+
+
+class ShardSet:
+    """All videos of one or more shard files read as one dataset, validated on open.
+
+    Features are read on demand (each read opens and closes its file), so a ShardSet can be
+    handed to DataLoader worker processes.
+    """
+
+    def __init__(self, roots: Path | Iterable[Path]) -> None:
+        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        files = [f for r in roots for f in list_shards(Path(r))]
+        if not files:
+            raise ShardError(f"no {SHARD_SUFFIX} shards found in {', '.join(map(str, roots))}")
+        self.files = files
+        self.videos: dict[str, VideoInfo] = {}
+        self.stats: NormStats | None = None
+        self.feature_dim = -1
+        for shard in files:
+            self._index(shard)
+
+    def _index(self, shard: Path) -> None:
+        try:
+            h5 = h5py.File(shard, "r")
+        except OSError as err:
+            raise ShardError(f"{shard}: not a readable HDF5 file ({err}); delete it and rerun") from err
+        with h5:
+            version = int(h5.attrs.get("schema_version", -1))
+            if version != SCHEMA_VERSION:
+                raise ShardError(f"{shard}: schema version {version}, this reader needs {SCHEMA_VERSION}")
+            dim = int(h5.attrs["feature_dim"])
+            stats = _read_stats(shard, h5)
+            if self.stats is None:
+                self.stats, self.feature_dim = stats, dim
+            elif dim != self.feature_dim or not (
+                np.array_equal(stats.mean, self.stats.mean)
+                and np.array_equal(stats.range, self.stats.range)
+            ):
+                raise ShardError(
+                    f"{shard}: feature dim or normalization statistics differ from {self.files[0]}; "
+                    "shards of different runs cannot be read as one dataset"
+                )
+            for vid, g in h5.get("videos", {}).items():
+                if vid in self.videos:
+                    raise ShardError(f"video {vid} is in both {self.videos[vid].shard} and {shard}")
+                self.videos[vid] = _read_info(shard, vid, g, dim)
+
+    @property
+    def video_ids(self) -> list[str]:
+        return sorted(self.videos)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __iter__(self) -> Iterator[VideoInfo]:
+        return (self.videos[v] for v in self.video_ids)
+
+    def select(self, split: str | None = None, label: int | None = None) -> list[VideoInfo]:
+        """Videos of one split and/or label, sorted by id."""
+        return [
+            v for v in self
+            if (split is None or v.split == split) and (label is None or v.label == label)
+        ]
+
+    def features(self, video_id: str, raw: bool = False) -> np.ndarray:
+        """(T, D) float32 features of one video; normalized as stored, or raw if asked."""
+        info = self._info(video_id)
+        with h5py.File(info.shard, "r") as h5:
+            feats = h5["videos"][video_id]["features"][()]
+        if not np.isfinite(feats).all():
+            raise ShardError(f"{info.shard}: video {video_id}: features contain NaN or inf")
+        return self.stats.denormalize(feats) if raw else feats
+
+    def record(self, video_id: str, raw: bool = False) -> VideoRecord:
+        """The whole VideoRecord of one video."""
+        i = self._info(video_id)
+        return VideoRecord(
+            i.video_id, self.features(video_id, raw), i.num_frames, i.fps, i.label, i.split,
+            i.class_name, i.source_path, i.source_size, i.clip_len, i.tail_policy, i.extractor,
+        )
+
+    def _info(self, video_id: str) -> VideoInfo:
+        if video_id not in self.videos:
+            raise KeyError(f"video {video_id} is not in the shards of {self.files[0].parent}")
+        return self.videos[video_id]
