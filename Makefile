@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.claws-installed
 
-.PHONY: setup demo test bench ffmpeg
+.PHONY: setup demo test bench
 
 setup: $(STAMP)
 
@@ -19,18 +19,11 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# ffmpeg's encoders write the synthetic test videos; installed from Debian when running as root.
-ffmpeg:
-	@command -v ffmpeg >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
-	  else echo "ffmpeg is needed for the tests: install it (e.g. apt-get install ffmpeg)"; exit 1; fi; }
-
-demo: setup ffmpeg
+demo: setup
 	$(VENV)/bin/claws demo
 
-test: setup ffmpeg
+test: setup
 	$(PY) -m pytest
 
-bench: setup ffmpeg
+bench: setup
 	$(PY) bench/c3d.py
