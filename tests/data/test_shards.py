@@ -1,0 +1,111 @@
+"""The shard contract: exact round trip, normalization statistics, validation errors."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from claws.data.shards import (
+    NormAccumulator,
+    NormStats,
+    ShardError,
+    ShardSet,
+    VideoRecord,
+    write_shard,
+)
+
+
+def _record(video_id: str, num_frames: int, dim: int = 8, label: int = 0, split: str = "train",
+            seed: int = 0) -> VideoRecord:
+    clips = -(-num_frames // 16)
+    feats = np.random.default_rng(seed).normal(size=(clips, dim)).astype(np.float32)
+    return VideoRecord(video_id, feats, num_frames, 30.0, label, split, "Normal",
+                       f"/videos/{video_id}.mp4", 1234, extractor={"weights_sha256": "ab" * 32})
+
+
+def test_round_trip_is_exact(tmp_path: Path):
+    records = [_record("a", 33, seed=1), _record("b", 16, label=1, split="test", seed=2)]
+    stats = NormStats(np.arange(8.0), np.full(8, 2.0), 1, 3, "unit test")
+    write_shard(tmp_path / "s0.h5", records, stats)
+    shards = ShardSet(tmp_path)
+    assert shards.video_ids == ["a", "b"]
+    back = shards.record("a")
+    np.testing.assert_array_equal(back.features, records[0].features)
+    assert (back.num_frames, back.fps, back.label, back.split) == (33, 30.0, 0, "train")
+    assert back.extractor == {"weights_sha256": "ab" * 32}
+    np.testing.assert_allclose(shards.features("b", raw=True), records[1].features * 2.0 + np.arange(8.0),
+                               rtol=1e-6)
+    assert [v.video_id for v in shards.select(split="test")] == ["b"]
+    assert shards.stats.source == "unit test"
+
+
+def test_statistics_equal_direct_numpy():
+    rng = np.random.default_rng(0)
+    videos = [rng.normal(size=(n, 5)) for n in (3, 7, 1)]
+    videos[0][:, 4] = 2.0  # a constant dimension: range 0 -> treated as 1
+    for v in videos[1:]:
+        v[:, 4] = 2.0
+    acc_a, acc_b = NormAccumulator(5), NormAccumulator(5)
+    acc_a.update(videos[0])
+    for v in videos[1:]:
+        acc_b.update(v)
+    acc_a.merge(acc_b)  # as two ranks would
+    stats = acc_a.finalize()
+    allx = np.concatenate(videos)
+    np.testing.assert_allclose(stats.mean, allx.mean(0))
+    span = allx.max(0) - allx.min(0)
+    np.testing.assert_allclose(stats.range[:4], span[:4])
+    assert stats.range[4] == 1.0
+    assert (stats.num_videos, stats.num_clips) == (3, 11)
+    np.testing.assert_allclose(stats.denormalize(stats.normalize(allx)), allx, rtol=1e-5, atol=1e-5)
+
+
+def test_no_training_clips_is_an_error():
+    with pytest.raises(ValueError, match="no training videos"):
+        NormAccumulator(3).finalize()
+
+
+def test_writer_rejects_bad_records_and_leaves_no_file(tmp_path: Path):
+    stats = NormStats.identity(8)
+    bad = _record("a", 33)
+    bad.num_frames = 50  # 3 clips cannot hold 50 frames
+    with pytest.raises(ShardError, match="video a: 3 clips but num_frames=50"):
+        write_shard(tmp_path / "s.h5", [bad], stats)
+    assert list(tmp_path.iterdir()) == []
+    write_shard(tmp_path / "s.h5", [_record("a", 33)], stats)
+    with pytest.raises(ShardError, match="never rewritten"):
+        write_shard(tmp_path / "s.h5", [_record("b", 33)], stats)
+
+
+def test_reader_names_the_broken_video(tmp_path: Path):
+    write_shard(tmp_path / "s.h5", [_record("good", 33), _record("bad", 33)], NormStats.identity(8))
+    with h5py.File(tmp_path / "s.h5", "a") as h5:
+        h5["videos/bad"].attrs["num_frames"] = 100
+    with pytest.raises(ShardError, match="video bad"):
+        ShardSet(tmp_path)
+
+
+def test_reader_rejects_duplicates_and_mixed_statistics(tmp_path: Path):
+    write_shard(tmp_path / "s0.h5", [_record("a", 16)], NormStats.identity(8))
+    write_shard(tmp_path / "s1.h5", [_record("a", 16)], NormStats.identity(8))
+    with pytest.raises(ShardError, match="video a is in both"):
+        ShardSet(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    write_shard(other / "s0.h5", [_record("x", 16)], NormStats.identity(8))
+    write_shard(other / "s1.h5", [_record("y", 16)], NormStats(np.ones(8), np.ones(8), 1, 1))
+    with pytest.raises(ShardError, match="normalization statistics differ"):
+        ShardSet(other)
+
+
+def test_not_hdf5_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(ShardError, match="junk.h5: not a readable HDF5 file"):
+        ShardSet(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ShardError, match="no .h5 shards found"):
+        ShardSet(empty)
+    with pytest.raises(ShardError, match="no such shard file or directory"):
+        ShardSet(tmp_path / "missing")
