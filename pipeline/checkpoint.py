@@ -1,0 +1,196 @@
+"""Checkpoints that describe themselves: save atomically, load for scoring or resuming.
+
+A checkpoint file (torch.save of plain types and tensors, read with weights_only=True) holds:
+format, format_version, model_name ("claws" or "mil"), model_args (constructor keywords),
+model_state, config (the whole training config as a dict), norm_stats (NormStats.to_dict(), copied
+from the shards), feature_meta (feature_dim, clip_len, extractor dict with weights sha256 and
+random flag, source shard dir), step, seed, code_version (package version + git commit), and
+training_state (optimizer, scheduler, RNG, sampler position, cluster assignments) for exact resume.
+
+A run directory keeps them under checkpoints/: last.pt (the latest) and step-N.pt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from claws.data.shards import NormStats
+from claws.model.claws import ClawsNet
+from claws.model.mil import MilNet
+
+log = logging.getLogger(__name__)
+
+FORMAT = "claws-checkpoint"
+FORMAT_VERSION = 1
+LAST = "last.pt"
+MODELS: dict[str, type[nn.Module]] = {"claws": ClawsNet, "mil": MilNet}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint; `model` is built, in eval mode, on CPU."""
+
+    model: nn.Module
+    model_name: str  # "claws" or "mil"
+    model_args: dict  # constructor keywords of the model class
+    config: dict  # the training config (pipeline/config.py TrainConfig as a dict)
+    norm_stats: NormStats  # normalization of the training shards; apply it to new footage
+    feature_meta: dict  # feature_dim, clip_len, extractor (incl. weights_sha256, random), shards
+    step: int  # optimizer steps taken
+    seed: int
+    code_version: str  # "<package version>+git<commit>[-dirty]" or "<package version>"
+    path: Path  # the file it was read from
+    training_state: dict = field(default_factory=dict, repr=False)  # for resume only
+
+
+def build_model(model_name: str, model_args: dict) -> nn.Module:
+    """Construct a model from its name and constructor keywords."""
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[model_name](**model_args)
+
+
+def code_version() -> str:
+    """Installed package version plus the git commit of the source tree when there is one."""
+    try:
+        version = metadata.version("claws-vad")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+            text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+git{commit}{'-dirty' if dirty else ''}"
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module,
+    model_name: str,
+    model_args: dict,
+    config: dict,
+    norm_stats: NormStats,
+    feature_meta: dict,
+    step: int,
+    seed: int,
+    training_state: dict | None = None,
+    version: str | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary name in the same folder, then rename).
+
+    Args:
+        path: final file path; its folder is created.
+        model: the model whose state_dict is saved (moved to CPU in the file).
+        model_name: "claws" or "mil".
+        model_args: constructor keywords that rebuild `model`.
+        config: training config as a plain dict.
+        norm_stats: the shards' normalization statistics.
+        feature_meta: feature description (see module docstring).
+        step: optimizer steps taken.
+        seed: run seed.
+        training_state: optimizer/scheduler/RNG/sampler state for resume (optional).
+        version: code version string; computed when None.
+
+    Returns:
+        The final path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "model_args": dict(model_args),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": dict(config),
+        "norm_stats": norm_stats.to_dict(),
+        "feature_meta": dict(feature_meta),
+        "step": int(step),
+        "seed": int(seed),
+        "code_version": version if version is not None else code_version(),
+        "training_state": training_state or {},
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint file from a file, a run directory, or its checkpoints/ folder (latest one)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint file or run directory")
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if (folder / LAST).is_file():
+        return folder / LAST
+    steps = sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    if not steps:
+        raise FileNotFoundError(
+            f"{path}: no checkpoint found (expected checkpoints/{LAST} or step-N.pt); "
+            "train first with `claws train` or pass a checkpoint file"
+        )
+    return steps[-1]
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Load a checkpoint for scoring or resuming.
+
+    Args:
+        path: a checkpoint file, or a run directory (its latest checkpoint is taken).
+
+    Returns:
+        Checkpoint with the model built from model_args, weights loaded, eval mode, on CPU.
+    """
+    file = resolve_checkpoint(path)
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{file}: not a readable checkpoint ({err}); retrain or pick another") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{file}: not a claws checkpoint (no format={FORMAT!r} field)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{file}: checkpoint format {payload['format_version']}, this code reads {FORMAT_VERSION}"
+        )
+    model = build_model(payload["model_name"], payload["model_args"])
+    model.load_state_dict(payload["model_state"])  # strict: names every missing/unexpected key
+    model.eval()
+    return Checkpoint(
+        model=model,
+        model_name=payload["model_name"],
+        model_args=payload["model_args"],
+        config=payload["config"],
+        norm_stats=NormStats.from_dict(payload["norm_stats"]),
+        feature_meta=payload["feature_meta"],
+        step=int(payload["step"]),
+        seed=int(payload["seed"]),
+        code_version=str(payload["code_version"]),
+        path=file,
+        training_state=payload.get("training_state", {}),
+    )

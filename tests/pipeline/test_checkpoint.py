@@ -1,0 +1,73 @@
+"""Checkpoints: atomic save, load from a file or a run directory, model rebuilt in eval mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from claws.data.shards import NormStats
+from claws.model.claws import ClawsNet
+from claws.model.mil import MilNet
+from claws.pipeline.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+
+META = {"feature_dim": 6, "clip_len": 16, "extractor": {"weights_sha256": "ab", "random": True}}
+
+
+def _save(path: Path, model: torch.nn.Module, name: str, args: dict, step: int) -> Path:
+    stats = NormStats(np.arange(6.0), np.full(6, 2.0), 3, 30, "shards")
+    return save_checkpoint(
+        path, model=model, model_name=name, model_args=args, config={"lr": 1e-4, "name": "x"},
+        norm_stats=stats, feature_meta=META, step=step, seed=5,
+        training_state={"optimizer": {"lr": 0.1}},
+    )
+
+
+@pytest.mark.parametrize(
+    "name,cls,args",
+    [("claws", ClawsNet, {"feature_dim": 6, "hidden1": 4, "hidden2": 2, "nsm2": False}),
+     ("mil", MilNet, {"feature_dim": 6, "hidden1": 4, "hidden2": 2})],
+)
+def test_round_trip(tmp_path: Path, name: str, cls: type, args: dict) -> None:
+    torch.manual_seed(0)
+    model = cls(**args)
+    file = _save(tmp_path / "run" / "checkpoints" / "last.pt", model, name, args, step=12)
+    ckpt = load_checkpoint(file)
+    assert isinstance(ckpt.model, cls) and not ckpt.model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(ckpt.model.state_dict()[key], value)
+    assert (ckpt.model_name, ckpt.model_args, ckpt.step, ckpt.seed) == (name, args, 12, 5)
+    assert ckpt.config == {"lr": 1e-4, "name": "x"} and ckpt.feature_meta == META
+    np.testing.assert_array_equal(ckpt.norm_stats.mean, np.arange(6.0))
+    assert ckpt.norm_stats.num_clips == 30
+    assert ckpt.code_version.startswith("0.1.0")
+    assert ckpt.training_state == {"optimizer": {"lr": 0.1}}
+    assert not any(p.name.startswith(".") for p in file.parent.iterdir())  # no temp file left
+
+
+def test_run_directory_gives_latest(tmp_path: Path) -> None:
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    folder = tmp_path / "run" / "checkpoints"
+    _save(folder / "step-10.pt", ClawsNet(**args), "claws", args, 10)
+    _save(folder / "step-200.pt", ClawsNet(**args), "claws", args, 200)
+    _save(folder / "step-30.pt", ClawsNet(**args), "claws", args, 30)
+    assert resolve_checkpoint(tmp_path / "run").name == "step-200.pt"
+    _save(folder / "last.pt", ClawsNet(**args), "claws", args, 250)
+    assert load_checkpoint(tmp_path / "run").step == 250
+    assert load_checkpoint(folder).step == 250
+
+
+def test_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such"):
+        load_checkpoint(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="claws train"):
+        load_checkpoint(tmp_path / "empty")
+    torch.save({"a": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a claws checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
