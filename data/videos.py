@@ -1,0 +1,124 @@
+"""The common description of one input video, whatever dataset it comes from.
+
+A dataset adapter (UCF-Crime, ShanghaiTech, a plain folder or manifest) turns what is on disk
+into a list of `VideoItem`s; the extraction engine only ever sees these. A video is either a
+file (decoded with decord) or a folder of JPEG/PNG frames (`is_frame_folder`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+LABELS = {"anomalous": 1, "abnormal": 1, "anomaly": 1, "1": 1, "normal": 0, "0": 0, "": -1,
+          "unknown": -1, "-1": -1}
+SPLITS = ("train", "test", "")
+
+
+class DatasetError(ValueError):
+    """A list file, annotation or dataset root is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video to extract, with what its dataset says about it."""
+
+    video_id: str  # unique name, no '/': the file stem or frame-folder name
+    path: Path | None  # video file or frame folder; None until located under a root
+    label: int = -1  # 1 anomalous, 0 normal, -1 unknown
+    split: str = ""  # "train", "test" or "" (unknown)
+    class_name: str = ""  # e.g. the UCF-Crime class; "Normal" for normal videos
+    is_frame_folder: bool = False  # path is a folder of JPEG/PNG frames
+    fps: float = 0.0  # frame rate to record when the source has none (frame folders); 0 = ask it
+
+    def with_path(self, path: Path, is_frame_folder: bool | None = None) -> "VideoItem":
+        """A copy located at `path`."""
+        folder = path.is_dir() if is_frame_folder is None else is_frame_folder
+        return replace(self, path=Path(path), is_frame_folder=folder)
+
+
+def parse_label(text: str, where: str) -> int:
+    """A label word or number (anomalous/normal/1/0/-1/empty) as 1, 0 or -1."""
+    key = text.strip().lower()
+    if key not in LABELS:
+        raise DatasetError(f"{where}: label {text!r} is not one of anomalous, normal, 1, 0, -1")
+    return LABELS[key]
+
+
+def parse_split(text: str, where: str) -> str:
+    """A split name (train/test/empty), validated."""
+    split = text.strip().lower()
+    if split not in SPLITS:
+        raise DatasetError(f"{where}: split {text!r} is not 'train', 'test' or empty")
+    return split
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """Non-empty stripped lines of a list file; a clear error when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{what} {path} does not exist; pass the right file")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def source_size(path: Path) -> int:
+    """Bytes of a video file, or the sum over a frame folder's files."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return path.stat().st_size
+
+
+def index_videos(root: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> dict[str, Path]:
+    """Video files anywhere under `root`, by stem (downloads differ in folder names).
+
+    Args:
+        root: dataset root to search recursively.
+        suffixes: file endings counted as videos (case-insensitive).
+
+    Returns:
+        stem -> path; when a stem appears twice the first in sorted order wins (logged).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset root {root} is not a directory")
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in suffixes and path.is_file():
+            if path.stem in found:
+                logger.warning("%s: duplicate of %s, ignored", path, found[path.stem])
+                continue
+            found[path.stem] = path
+    return found
+
+
+def locate(items: Iterable[VideoItem], index: dict[str, Path]) -> tuple[list[VideoItem], list[str]]:
+    """Give each item the path of its video in `index`.
+
+    Returns:
+        (located items, ids of the videos not found).
+    """
+    located, missing = [], []
+    for item in items:
+        path = index.get(item.video_id)
+        if path is None:
+            missing.append(item.video_id)
+        else:
+            located.append(item.with_path(path))
+    return located, missing
+
+
+def check_unique(items: list[VideoItem], where: str) -> list[VideoItem]:
+    """Fail when two items share a video id (their features would collide in a shard)."""
+    seen: dict[str, VideoItem] = {}
+    for item in items:
+        if item.video_id in seen:
+            raise DatasetError(f"{where}: video id {item.video_id} appears twice")
+        seen[item.video_id] = item
+    return items

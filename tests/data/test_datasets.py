@@ -1,0 +1,92 @@
+"""Dataset adapters against the real list files and fake trees in the real on-disk layouts."""
+
+from pathlib import Path
+
+import pytest
+
+from claws.data.footage import footage_items, manifest_items
+from claws.data.shanghaitech import shanghaitech_items
+from claws.data.synthetic import write_fake_shanghaitech, write_fake_ucf_crime
+from claws.data.ucf_crime import read_test_annotation, read_train_list, ucf_crime_items
+from claws.data.videos import DatasetError
+
+
+def test_ucf_crime_real_lists(shared_data):
+    train = read_train_list(shared_data / "ucf_crime" / "Anomaly_Train.txt")
+    test = read_test_annotation(shared_data / "ucf_crime" / "Temporal_Anomaly_Annotation.txt")
+    assert (len(train), len(test)) == (1610, 290)
+    assert sum(i.label == 0 for i in train) == 800 and sum(i.label == 0 for i in test) == 150
+    assert all(i.class_name == "Normal" for i in train + test if i.label == 0)
+    assert train[0].video_id == "Abuse001_x264" and train[0].class_name == "Abuse"
+    # the other published layout: 'Class/name.mp4 NUM_FRAMES Class s1 e1 s2 e2'
+    other = read_test_annotation(shared_data / "ucf_crime" / "Test_Annotation.txt")
+    assert {i.video_id: i.label for i in other} == {i.video_id: i.label for i in test}
+
+
+def test_ucf_crime_fake_tree_found_anywhere(tmp_path, shared_data):
+    train = (shared_data / "ucf_crime" / "Anomaly_Train.txt").read_text().splitlines()
+    test = (shared_data / "ucf_crime" / "Temporal_Anomaly_Annotation.txt").read_text().splitlines()
+    lines_train = [train[0], train[-1], "Training_Normal_Videos_Anomaly/Normal_Videos003_x264.mp4"]
+    tr, te = write_fake_ucf_crime(tmp_path, lines_train, [test[0], test[-1]], num_frames=5)
+    items, missing = ucf_crime_items(tmp_path, tr, te)
+    assert missing == [] and len(items) == 5
+    by_id = {i.video_id: i for i in items}
+    assert by_id["Normal_Videos003_x264"].label == 0 and by_id["Normal_Videos003_x264"].split == "train"
+    assert by_id["Abuse028_x264"].split == "test" and by_id["Abuse028_x264"].label == 1
+    assert all(i.path.is_file() for i in items)
+    # a video that is not on disk is reported, not silently dropped
+    (tmp_path / "Videos" / "Abuse" / "Abuse001_x264.mp4").unlink()
+    items, missing = ucf_crime_items(tmp_path, tr, te)
+    assert missing == ["Abuse001_x264"] and len(items) == 4
+
+
+def test_ucf_crime_bad_arguments(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        ucf_crime_items(tmp_path, tmp_path / "nope.txt", None)
+    with pytest.raises(DatasetError, match="give a train list"):
+        ucf_crime_items(tmp_path, None, None)
+    (tmp_path / "t.txt").write_text("Abuse001_x264.mp4\n")
+    with pytest.raises(DatasetError, match="Class/name.mp4"):
+        ucf_crime_items(tmp_path, tmp_path / "t.txt", None)
+
+
+def test_shanghaitech_real_split_rule(shared_data):
+    items, _ = shanghaitech_items(None, shared_data / "shanghaitech" / "SH_Train.txt",
+                                  shared_data / "shanghaitech" / "SH_Test.txt")
+    assert len(items) == 238 + 199
+    labels = dict(line.split(",")[:2] for line in
+                  (shared_data / "shanghaitech" / "SH_Train_new.txt").read_text().split())
+    train = [i for i in items if i.split == "train"]
+    assert {i.video_id: str(i.label) for i in train} == labels
+    assert all(i.is_frame_folder == (i.label == 1) for i in items)
+
+
+def test_shanghaitech_fake_tree(tmp_path):
+    tr, te = write_fake_shanghaitech(tmp_path, ["01_0014", "01_001"], ["01_0015", "01_002"], 6)
+    assert (tmp_path / "testing/frames/01_0014/000.jpg").is_file()
+    assert (tmp_path / "training/videos/01_001.avi").is_file()
+    items, missing = shanghaitech_items(tmp_path, tr, te)
+    assert missing == []
+    by_id = {i.video_id: i for i in items}
+    assert by_id["01_0015"].is_frame_folder and by_id["01_0015"].path.is_dir()
+    assert by_id["01_002"].path.suffix == ".avi" and by_id["01_002"].label == 0
+    assert by_id["01_0014"].fps == 24.0
+
+
+def test_footage_folder_and_manifest(tmp_path):
+    for sub in ("normal", "anomalous", "other"):
+        (tmp_path / "f" / sub).mkdir(parents=True)
+        (tmp_path / "f" / sub / f"{sub}_cam.mp4").write_bytes(b"x")
+    items = {i.video_id: i for i in footage_items(tmp_path / "f", "test")}
+    assert {k: v.label for k, v in items.items()} == {"normal_cam": 0, "anomalous_cam": 1, "other_cam": -1}
+    assert all(i.split == "test" for i in items.values())
+    (tmp_path / "m.csv").write_text("path,label,split\nf/normal/normal_cam.mp4,normal,train\n"
+                                    "f/anomalous/anomalous_cam.mp4,1,test\n")
+    m = manifest_items(tmp_path / "m.csv")
+    assert [(i.video_id, i.label, i.split) for i in m] == [("normal_cam", 0, "train"),
+                                                          ("anomalous_cam", 1, "test")]
+    (tmp_path / "bad.csv").write_text("path,label,split\nf/other/other_cam.mp4,weird,train\n")
+    with pytest.raises(DatasetError, match="bad.csv:2.*weird"):
+        manifest_items(tmp_path / "bad.csv")
+    with pytest.raises(DatasetError, match="does not exist"):
+        footage_items(tmp_path / "missing")
