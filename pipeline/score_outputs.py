@@ -1,0 +1,144 @@
+"""The scores folder written by `claws score` and read by `claws evaluate`.
+
+Per video (every file written atomically; `<video_id>.events.json` last, so its presence with the
+others marks a finished video and a rerun skips it):
+
+    <video_id>.npy          (num_frames,) float32 per-frame curve
+    <video_id>.csv          frame,time_s,score (header, then exactly num_frames rows; time = frame/fps)
+    <video_id>.png          the curve with the events shaded
+    <video_id>.events.json  summary (video_id, num_frames, fps, duration_s, source, checkpoint,
+                            weights_sha256, random_features, peak, peak_s, threshold, event
+                            parameters, num_events) and the events list
+
+For the folder: `index.jsonl` (one line per finished video: the summary without the events,
+rebuilt from the events files at the end of every run) and `failures.jsonl` (this run's failures,
+one JSON object per line with video and reason).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from claws.pipeline.atomic import atomic_path, save_npy, write_json, write_jsonl
+from claws.pipeline.events import Event
+from claws.pipeline.plots import plot_curve_events
+from claws.pipeline.scoring import ScoredVideo
+
+logger = logging.getLogger(__name__)
+
+INDEX = "index.jsonl"
+FAILURES = "failures.jsonl"
+EVENTS_SUFFIX = ".events.json"
+OUTPUT_SUFFIXES = (".npy", ".csv", ".png", EVENTS_SUFFIX)
+
+
+class ScoresError(ValueError):
+    """A scores folder is incomplete or inconsistent; the message names the video and file."""
+
+
+def is_complete(out: Path, video_id: str) -> bool:
+    """True when every output of the video exists (events.json is written last)."""
+    return all((Path(out) / f"{video_id}{s}").is_file() for s in OUTPUT_SUFFIXES)
+
+
+def write_curve_csv(path: Path, frame_scores: np.ndarray, fps: float) -> Path:
+    """`frame,time_s,score` with one row per frame, atomically."""
+    frames = np.arange(len(frame_scores))
+    table = np.column_stack([frames, frames / fps, frame_scores])
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, table, fmt=("%d", "%.4f", "%.6f"), delimiter=",",
+                   header="frame,time_s,score", comments="")
+    return Path(path)
+
+
+def summary(scored: ScoredVideo, events: list[Event], run: dict) -> dict:
+    """The per-video summary stored in events.json and index.jsonl."""
+    peak_frame = int(np.argmax(scored.frame_scores))
+    return {
+        "video_id": scored.video_id,
+        "num_frames": scored.num_frames,
+        "fps": scored.fps,
+        "duration_s": round(scored.num_frames / scored.fps, 4),
+        "source": scored.source,
+        "label": scored.label,
+        "class_name": scored.class_name,
+        "random_features": scored.random_features,
+        "peak": round(float(scored.frame_scores[peak_frame]), 6),
+        "peak_s": round(peak_frame / scored.fps, 4),
+        "mean": round(float(scored.frame_scores.mean()), 6),
+        "num_events": len(events),
+        **run,
+    }
+
+
+def write_video_outputs(out: Path, scored: ScoredVideo, events: list[Event], run: dict) -> dict:
+    """Write all outputs of one scored video; returns its summary.
+
+    Args:
+        out: the scores folder.
+        scored: the scored video.
+        events: its events.
+        run: fields shared by the whole run (checkpoint, weights_sha256, threshold, ...).
+    """
+    out = Path(out)
+    vid = scored.video_id
+    info = summary(scored, events, run)
+    save_npy(out / f"{vid}.npy", scored.frame_scores.astype(np.float32))
+    write_curve_csv(out / f"{vid}.csv", scored.frame_scores, scored.fps)
+    title = (f"{vid}: {info['duration_s']:.1f} s, peak {info['peak']:.3f}, "
+             f"{len(events)} events" + (" (RANDOM C3D WEIGHTS)" if scored.random_features else ""))
+    plot_curve_events(out / f"{vid}.png", scored.frame_scores, scored.fps, events,
+                      run.get("threshold", 0.5), title)
+    write_json(out / f"{vid}{EVENTS_SUFFIX}", {**info, "events": [e.to_dict() for e in events]})
+    return info
+
+
+def read_summaries(out: Path) -> list[dict]:
+    """Summaries of every finished video in a scores folder, sorted by video id."""
+    rows = []
+    for path in sorted(Path(out).glob(f"*{EVENTS_SUFFIX}")):
+        vid = path.name[: -len(EVENTS_SUFFIX)]
+        if vid.startswith(".") or not is_complete(out, vid):
+            continue
+        info = json.loads(path.read_text())
+        info.pop("events", None)
+        rows.append(info)
+    return rows
+
+
+def write_index(out: Path) -> Path:
+    """Rebuild index.jsonl from the finished videos' events files."""
+    return write_jsonl(Path(out) / INDEX, read_summaries(out))
+
+
+def read_curves(out: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Curves and summaries of a scores folder, each curve checked against its num_frames.
+
+    Args:
+        out: a folder written by `claws score`.
+
+    Returns:
+        (video id -> (num_frames,) float32 curve, summaries).
+    """
+    out = Path(out)
+    index = out / INDEX
+    if not index.is_file():
+        raise ScoresError(f"{out}: no {INDEX}; is this a folder written by `claws score`?")
+    rows = [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
+    curves = {}
+    for row in rows:
+        vid, path = row["video_id"], out / f"{row['video_id']}.npy"
+        if not path.is_file():
+            raise ScoresError(f"{path}: listed in {INDEX} but missing; rerun `claws score`")
+        curve = np.load(path)
+        if curve.shape != (row["num_frames"],):
+            raise ScoresError(
+                f"{path}: video {vid}: curve of shape {curve.shape} but num_frames="
+                f"{row['num_frames']}; delete its outputs and rerun `claws score`"
+            )
+        curves[vid] = curve
+    return curves, rows

@@ -1,0 +1,115 @@
+"""`claws evaluate` (real entry point): report folder, both score sources, mismatches by name."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from claws.pipeline.cli import main
+
+from .conftest import VIDEOS
+
+# ground truth for the tiny shards' videos: cam_a 100 frames, cam_d 79 frames anomalous
+INTERVALS = "video,start_frame,end_frame\ncam_a,20,60\ncam_a,90,100\ncam_d,0,10\ncam_b,,\ncam_c,,\n"
+
+
+@pytest.fixture
+def scores(tiny_run, tiny_shards, tmp_path) -> Path:
+    out = tmp_path / "scores"
+    assert main(["score", "--run", str(tiny_run), "--shards", str(tiny_shards), "--out", str(out),
+                 "--no-progress"]) == 0
+    return out
+
+
+def _labels() -> dict[str, np.ndarray]:
+    labels = {vid: np.zeros(n, np.uint8) for vid, n, *_ in VIDEOS}
+    labels["cam_a"][20:60] = labels["cam_a"][90:100] = 1
+    labels["cam_d"][0:10] = 1
+    return labels
+
+
+def test_report_from_scores_folder(scores, tmp_path):
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    ref = tmp_path / "paper.csv"
+    ref.write_text("AH,AI\n0,0\n0.1,0.6\n1,1\n")
+    report = tmp_path / "report"
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(report),
+                 "--reference-roc", f"paper={ref}", "--no-progress"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    labels = _labels()
+    ids = sorted(labels)
+    expected = roc_auc_score(np.concatenate([labels[v] for v in ids]),
+                             np.concatenate([np.load(scores / f"{v}.npy") for v in ids]))
+    assert metrics["auc"] == pytest.approx(expected)
+    assert metrics["num_frames"] == sum(n for _, n, *_ in VIDEOS)
+    assert metrics["num_anomalous_frames"] == 60
+    assert metrics["reference_auc"]["paper"] == pytest.approx(0.5 * 0.1 * 0.6 + 0.9 * 0.8)
+    assert metrics["inputs"]["name"] == "tiny-run"
+    summary = (report / "summary.md").read_text()
+    assert f"{100 * expected:.2f}%" in summary and "| cam_a |" in summary
+    assert (report / "roc.png").is_file()
+    assert sorted(p.name for p in (report / "videos").iterdir()) == [f"{v}.png" for v in ids]
+
+
+def test_run_and_shards_give_the_same_figures(scores, tiny_run, tiny_shards, tmp_path):
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    for name, source in (("a", [str(scores)]),
+                         ("b", ["--run", str(tiny_run), "--shards", str(tiny_shards)])):
+        assert main(["evaluate", *source, "--intervals", str(gt), "--out", str(tmp_path / name),
+                     "--no-video-plots", "--no-progress"]) == 0
+    a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in "ab")
+    assert a["auc"] == pytest.approx(b["auc"], abs=1e-7)
+    assert a["false_alarm_rate"] == b["false_alarm_rate"]
+
+
+def test_ucf_annotation_past_the_end_is_a_counted_warning(scores, tmp_path):
+    ann = tmp_path / "Temporal_Anomaly_Annotation.txt"
+    ann.write_text("cam_a.mp4  Arson  21  60  91  120\ncam_d.mp4  Shooting  1  10  -1  -1\n"
+                   "cam_b.mp4  Normal  -1  -1  -1  -1\ncam_c.mp4  Normal  -1  -1  -1  -1\n")
+    report = tmp_path / "report"
+    assert main(["evaluate", str(scores), "--ucf-annotations", str(ann), "--out", str(report),
+                 "--no-video-plots", "--no-progress"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["num_warnings"] == 1 and "cam_a" in metrics["warnings"][0]
+    assert metrics["num_anomalous_frames"] == 60  # 21..60 and 91..100 (clipped), 1..10
+    assert set(metrics["per_class_auc"]) == {"Arson", "Shooting"}
+    assert "## Warnings (1)" in (report / "summary.md").read_text()
+
+
+def test_mismatches_are_errors_by_name(scores, tmp_path, caplog):
+    ann = tmp_path / "ann.txt"
+    ann.write_text("cam_a.mp4  Arson  21  60  -1  -1\nlost_x264.mp4  Normal  -1  -1  -1  -1\n")
+    counts = tmp_path / "Test_Annotation.txt"
+    counts.write_text("Arson/cam_a.mp4 100 Arson 21 60 -1 -1\n"
+                      "Testing_Normal_Videos_Anomaly/lost_x264.mp4 30 Normal -1 -1 -1 -1\n")
+    args = ["--ucf-annotations", str(ann), "--ucf-frame-counts", str(counts), "--no-progress"]
+    assert main(["evaluate", str(scores), *args, "--out", str(tmp_path / "r1")]) == 2
+    assert "1 annotated videos have no scores: lost_x264" in caplog.text
+    counts.write_text("Arson/cam_a.mp4 101 Arson 21 60 -1 -1\n")
+    ann.write_text("cam_a.mp4  Arson  21  60  -1  -1\ncam_b.mp4  Normal  -1  -1  -1  -1\n")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["evaluate", str(scores), "--ucf-annotations", str(ann), "--ucf-frame-counts",
+                     str(counts), "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert "cam_b has no frame count" in caplog.text
+    ann.write_text("cam_a.mp4  Arson  21  60  -1  -1\n")
+    caplog.clear()
+    assert main(["evaluate", str(scores), *args, "--out", str(tmp_path / "r3")]) == 2
+    assert "wrong length: cam_a (100 scores, 101 annotated frames)" in caplog.text
+    assert not (tmp_path / "r3").exists()
+
+
+def test_damaged_scores_folder_is_named(scores, tmp_path, caplog):
+    np.save(scores / "cam_b.npy", np.zeros(5, np.float32))
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert "cam_b" in caplog.text and "rerun `claws score`" in caplog.text

@@ -1,0 +1,102 @@
+"""`claws score` on shards (real entry point): outputs, resume, statistics, mismatches."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from claws.extract.clips import clip_scores_to_frame_scores
+from claws.model.inference import clip_scores
+from claws.pipeline.checkpoint import load_checkpoint
+from claws.pipeline.cli import main
+
+from .conftest import EXTRACTOR, STATS, VIDEOS, WINDOW, raw_features, write_tiny_shards
+
+
+def _score(run: Path, shards: Path, out: Path, *extra: str) -> int:
+    return main(["score", "--run", str(run), "--shards", str(shards), "--out", str(out),
+                 "--no-progress", "--min-duration", "0", "--merge-gap", "0", *extra])
+
+
+def _expected_curve(run: Path, video_id: str, num_frames: int) -> np.ndarray:
+    model = load_checkpoint(run).model
+    features = torch.from_numpy(STATS.normalize(raw_features(video_id, num_frames)))
+    return clip_scores_to_frame_scores(clip_scores(model, features, WINDOW).numpy(), num_frames)
+
+
+def test_outputs_per_video(tiny_run, tiny_shards, tmp_path):
+    out = tmp_path / "scores"
+    assert _score(tiny_run, tiny_shards, out) == 0
+    for vid, num_frames, fps, _, _ in VIDEOS:
+        curve = np.load(out / f"{vid}.npy")
+        assert curve.dtype == np.float32 and curve.shape == (num_frames,)
+        np.testing.assert_allclose(curve, _expected_curve(tiny_run, vid, num_frames), atol=1e-6)
+        table = np.loadtxt(out / f"{vid}.csv", delimiter=",", skiprows=1, ndmin=2)
+        assert (out / f"{vid}.csv").read_text().startswith("frame,time_s,score\n")
+        assert table.shape == (num_frames, 3)
+        np.testing.assert_allclose(table[:, 1], np.arange(num_frames) / fps, atol=1e-4)
+        np.testing.assert_allclose(table[:, 2], curve, atol=1e-6)
+        info = json.loads((out / f"{vid}.events.json").read_text())
+        assert info["num_frames"] == num_frames and info["peak"] == pytest.approx(curve.max(), abs=1e-6)
+        assert info["num_events"] == len(info["events"])
+        assert info["weights_sha256"] == EXTRACTOR["weights_sha256"] and info["window"] == WINDOW
+        for event in info["events"]:
+            assert (curve[event["start_frame"]:event["end_frame"]] >= 0.5).all()
+        assert (out / f"{vid}.png").stat().st_size > 0
+    index = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert [row["video_id"] for row in index] == sorted(v[0] for v in VIDEOS)
+    assert (out / "failures.jsonl").read_text() == ""
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_resume_skips_finished_videos(tiny_run, tiny_shards, tmp_path, caplog):
+    out = tmp_path / "scores"
+    assert _score(tiny_run, tiny_shards, out) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "cam_b.png").unlink()  # an interrupted video: outputs incomplete
+    with caplog.at_level(logging.INFO):
+        assert _score(tiny_run, tiny_shards, out) == 0
+    assert "3 of 4 videos already scored" in caplog.text
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert after["cam_a.npy"] == before["cam_a.npy"]
+    assert after["cam_b.npy"] != before["cam_b.npy"] and "cam_b.png" in after
+
+
+def test_checkpoint_statistics_not_the_shards(tiny_run, tmp_path):
+    """Shards normalized with other statistics are re-normalized with the checkpoint's."""
+    other = type(STATS)(STATS.mean * 3, STATS.range * 0.5, 9, 90, "elsewhere")
+    shards = write_tiny_shards(tmp_path / "other", stats=other)
+    out = tmp_path / "scores"
+    assert _score(tiny_run, shards, out) == 0
+    np.testing.assert_allclose(np.load(out / "cam_a.npy"), _expected_curve(tiny_run, "cam_a", 100),
+                               atol=1e-5)
+
+
+def test_other_weights_fail_by_name(tiny_run, tmp_path):
+    shards = write_tiny_shards(tmp_path / "other", extractor={**EXTRACTOR, "weights_sha256": "b" * 64})
+    out = tmp_path / "scores"
+    assert _score(tiny_run, shards, out) == 1
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(f["video_id"] for f in failures) == sorted(v[0] for v in VIDEOS)
+    assert "trained on aaaaaaaaaaaa" in failures[0]["reason"]
+
+
+def test_random_features_warn_loudly(tiny_run, tmp_path, caplog):
+    shards = write_tiny_shards(tmp_path / "rnd", extractor={**EXTRACTOR, "random": True, "seed": 0})
+    out = tmp_path / "scores"
+    with caplog.at_level(logging.WARNING):
+        assert _score(tiny_run, shards, out) == 0
+    assert "RANDOM-WEIGHTS features scored with a checkpoint trained on real" in caplog.text
+    assert json.loads((out / "cam_a.events.json").read_text())["random_features"] is True
+
+
+def test_split_filter_and_bad_arguments(tiny_run, tiny_shards, tmp_path, caplog):
+    assert _score(tiny_run, tiny_shards, tmp_path / "s", "--split", "train") == 2
+    assert "no videos of split 'train'" in caplog.text
+    assert main(["score", "--run", str(tiny_run), "--out", str(tmp_path / "s")]) == 2
+    assert _score(tmp_path / "nowhere", tiny_shards, tmp_path / "s") == 2
