@@ -1,0 +1,123 @@
+"""One extraction job over a list of videos: resume, extract, normalize, shard.
+
+Phase 1 extracts every video not yet done (no work file, not in a finished shard) and stores
+its raw features as a work file (claws.extract.resume). Phase 2, once every video is done or
+failed, picks the normalization statistics and writes the final shards (claws.extract.finalize).
+Under torchrun each rank runs this same function on its share of the videos; the barriers keep
+every rank's view of the directory the same where it matters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from claws.data.shards import VideoRecord
+from claws.data.videos import VideoItem, source_size
+from claws.extract.clips import CLIP_LEN, TAIL_POLICY
+from claws.extract.distributed import Rank, all_sum, balanced_split, barrier
+from claws.extract.engine import Network, extract_videos
+from claws.extract.finalize import existing_stats, resolve_stats, write_shards
+from claws.extract.loader import Preprocess, VideoEnd
+from claws.extract.resume import (
+    check_same_extractor, log_failure, shard_videos, work_files, write_work,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """How to run a job (everything but the videos and the network)."""
+
+    out: Path  # output directory: shards, .work/, failures.jsonl
+    batch_size: int = 16  # clips per network call, from one or several videos
+    workers: int = 1  # DataLoader decode/preprocess processes per rank
+    chunk_clips: int = 8  # clips decoded at a time per worker (memory bound)
+    device: str = "cpu"  # where the network runs ("cuda:1" etc.)
+    shard_size: int = 64  # videos per shard file
+    stats_from: Path | None = None  # earlier run's shards or checkpoint to normalize with
+    decode_threads: int = 1  # decoder threads per worker
+    progress: bool = True  # tqdm bar
+    created_by: str = "claws extract"  # recorded in every shard
+
+
+class JobResult(NamedTuple):
+    """What one rank did."""
+
+    extracted: int  # videos extracted by this rank in this run
+    skipped: int  # videos already done before this run (all ranks)
+    failed: list[tuple[str, str]]  # (video_id, reason) of this rank's failures
+    failed_total: int  # failures over all ranks
+    shards: list[Path]  # shards this rank wrote
+    counters: dict  # engine counters (clips, seconds, clips_per_s, network_calls)
+
+
+def run_job(
+    items: Sequence[VideoItem], network: Network, preprocess: Preprocess, extractor: dict,
+    config: JobConfig, rank: Rank = Rank(),
+) -> JobResult:
+    """Extract, normalize and shard `items` into `config.out` (resumable, crash-safe).
+
+    Args:
+        items: every video of the job (all ranks get the same list).
+        network: clips to (B, D) features on `config.device`.
+        preprocess: picklable frames-to-clips function for the workers.
+        extractor: recorded with every video; its identity keys must match earlier runs in `out`.
+        config: job settings.
+        rank: this process under torchrun, or the single process.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_same_extractor(out, extractor)
+    stored = existing_stats(out)
+    done = set(work_files(out)) | set(shard_videos(out))
+    pending = [i for i in items if i.video_id not in done]
+    skipped = len(items) - len(pending)
+    barrier(rank)  # nobody writes before every rank has looked at the directory
+    if skipped and rank.rank == 0:
+        logger.info("%d of %d videos already done in %s; skipping them", skipped, len(items), out)
+    weights = [source_size(i.path) for i in pending]
+    share = balanced_split(pending, weights, rank.world_size)[rank.rank]
+    failed: list[tuple[str, str]] = []
+
+    def on_done(item: VideoItem, features: np.ndarray, end: VideoEnd) -> None:
+        write_work(out, VideoRecord(
+            item.video_id, features, end.num_frames, end.fps, item.label, item.split,
+            item.class_name, str(item.path), source_size(item.path), CLIP_LEN, TAIL_POLICY,
+            extractor,
+        ))
+        if end.reported_frames != end.num_frames:
+            logger.info("%s: %d frames decoded, container reported %d", item.video_id,
+                        end.num_frames, end.reported_frames)
+
+    def on_failed(item: VideoItem, reason: str) -> None:
+        logger.error("%s (%s) failed: %s", item.video_id, item.path, reason)
+        log_failure(out, item.video_id, str(item.path), reason, rank.rank)
+        failed.append((item.video_id, reason))
+
+    counters = {}
+    if share:
+        counters = extract_videos(
+            share, network, preprocess, on_done, on_failed, batch_size=config.batch_size,
+            workers=config.workers, chunk_clips=config.chunk_clips, device=config.device,
+            decode_threads=config.decode_threads, progress=config.progress,
+        )
+    barrier(rank)  # every rank's work files are on disk now
+    shards = _finalize(out, stored, config, rank)
+    return JobResult(len(share) - len(failed), skipped, failed,
+                     all_sum(len(failed), rank, config.device), shards, counters)
+
+
+def _finalize(out: Path, stored, config: JobConfig, rank: Rank) -> list[Path]:
+    everything = sorted(work_files(out).values())
+    barrier(rank)  # every rank listed the same work files before any is turned into a shard
+    if not everything:
+        return []
+    files = everything[rank.rank::rank.world_size]
+    stats = resolve_stats(out, stored, files, config.stats_from, rank, config.device)
+    return write_shards(out, files, stats, rank, config.shard_size, config.created_by)

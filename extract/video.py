@@ -1,0 +1,167 @@
+"""Streaming decode: a video file (decord) or a JPEG/PNG frame folder, in chunks of frames.
+
+Memory is bounded by the chunk size, never by the video length. The frame count a container
+reports can be wrong (truncated files, variable frame rate, broken indexes), so callers take
+`num_frames` from what was actually decoded. Frames come out as RGB uint8 whatever the source
+(grayscale is expanded to 3 channels); sizes are whatever the source has (odd sizes included).
+
+Shapes: (n, H, W, 3) uint8 per chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torchvision.io
+
+from claws.data.videos import FRAME_SUFFIXES
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0  # recorded when neither the source nor the dataset knows its frame rate
+
+
+class DecodeError(RuntimeError):
+    """A video cannot be opened or yields no frame; the message says which and why."""
+
+
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+def _decode_image(file: Path) -> torch.Tensor:
+    """(3, H, W) uint8 RGB of a JPEG/PNG file (gray and RGBA converted)."""
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its image codecs (TorchCodec)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        data = torchvision.io.read_file(str(file))
+        return torchvision.io.decode_image(data, mode=torchvision.io.ImageReadMode.RGB)
+
+
+class FrameFolderReader:
+    """Frames of a folder of JPEG/PNG files in natural name order (000.jpg, 001.jpg, ...)."""
+
+    def __init__(self, folder: Path, fps: float = 0.0) -> None:
+        self.path = Path(folder)
+        if not self.path.is_dir():
+            raise DecodeError(f"{self.path}: frame folder does not exist")
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key
+        )
+        if not self.files:
+            raise DecodeError(f"{self.path}: no .jpg/.png frames in the folder (zero frames)")
+        self.fps = fps if fps > 0 else DEFAULT_FPS
+        self.reported_frames = len(self.files)
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks."""
+        shape = None
+        for start in range(0, len(self.files), chunk_frames):
+            batch = []
+            for file in self.files[start:start + chunk_frames]:
+                try:
+                    image = _decode_image(file)
+                except RuntimeError as err:
+                    raise DecodeError(f"{file}: cannot decode frame ({err})") from err
+                frame = image.permute(1, 2, 0).numpy()
+                if shape is not None and frame.shape != shape:
+                    raise DecodeError(f"{file}: frame size {frame.shape} differs from {shape}")
+                shape = frame.shape
+                batch.append(frame)
+            yield np.stack(batch)
+
+
+class VideoFileReader:
+    """Frames of a video file decoded by decord, in order, chunk by chunk."""
+
+    def __init__(self, path: Path, fps: float = 0.0, threads: int = 1) -> None:
+        import decord  # imported here: only decoding workers need it
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DecodeError(f"{self.path}: video file does not exist")
+        if self.path.stat().st_size == 0:
+            raise DecodeError(f"{self.path}: empty file (0 bytes)")
+        try:
+            self._reader = decord.VideoReader(str(self.path), num_threads=threads)
+        except (RuntimeError, decord.DECORDError) as err:
+            raise DecodeError(f"{self.path}: unreadable video ({_first_line(err)})") from err
+        self.reported_frames = len(self._reader)
+        if self.reported_frames == 0:
+            raise DecodeError(f"{self.path}: the container holds zero frames")
+        avg = float(self._reader.get_avg_fps())
+        self.fps = avg if math.isfinite(avg) and avg > 0 else (fps if fps > 0 else DEFAULT_FPS)
+
+    def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks; stops at the first frame
+        that cannot be decoded (a truncated file), logging how many of the reported were read."""
+        import decord
+
+        decoded = 0
+        for start in range(0, self.reported_frames, chunk_frames):
+            stop = min(start + chunk_frames, self.reported_frames)
+            try:
+                chunk = self._reader.get_batch(list(range(start, stop))).asnumpy()
+            except (RuntimeError, decord.DECORDError):
+                chunk = self._frame_by_frame(start, stop)
+            if len(chunk):
+                decoded += len(chunk)
+                yield chunk
+            if len(chunk) < stop - start:
+                logger.warning(
+                    "%s: decoded %d of the %d frames the container reports; keeping those",
+                    self.path, decoded, self.reported_frames,
+                )
+                return
+
+    def _frame_by_frame(self, start: int, stop: int) -> np.ndarray:
+        import decord
+
+        frames = []
+        for index in range(start, stop):
+            try:
+                frames.append(self._reader[index].asnumpy())
+            except (RuntimeError, decord.DECORDError):
+                break
+        return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def open_video(path: Path, is_frame_folder: bool, fps: float = 0.0, threads: int = 1):
+    """A reader with `fps`, `reported_frames` and `chunks(chunk_frames)`.
+
+    Args:
+        path: video file or frame folder.
+        is_frame_folder: read `path` as a folder of images.
+        fps: frame rate to use when the source has none (frame folders) or reports nonsense.
+        threads: decoder threads (1 inside DataLoader workers: the workers are the parallelism).
+
+    Raises:
+        DecodeError: the source cannot be opened or holds no frame.
+    """
+    if is_frame_folder:
+        return FrameFolderReader(path, fps)
+    return VideoFileReader(path, fps, threads)
+
+
+def decode_all(path: Path, is_frame_folder: bool = False, chunk_frames: int = 128) -> np.ndarray:
+    """Every frame of a video as one (N, H, W, 3) array (tests and small inputs only)."""
+    chunks = list(open_video(path, is_frame_folder).chunks(chunk_frames))
+    if not chunks:
+        raise DecodeError(f"{path}: zero frames decoded")
+    return np.concatenate(chunks)
+
+
+def set_torch_threads_for_worker(_: int) -> None:
+    """DataLoader worker_init_fn: one intra-op thread per worker (workers are the parallelism)."""
+    torch.set_num_threads(1)

@@ -1,0 +1,139 @@
+"""A whole job with the fake network: statistics, shards, resume, adding videos, kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from claws.data.shards import ShardSet
+from claws.data.synthetic import synthetic_frames, write_video
+from claws.data.videos import VideoItem
+from claws.extract.job import JobConfig, run_job
+from claws.extract.resume import work_files
+
+EXTRACTOR = {"network": "fake", "feature_dim": 48, "random": True, "precision": "fp32"}
+
+
+def _items(tmp_path, lengths, split="train"):
+    items = []
+    for i, n in enumerate(lengths):
+        path = write_video(tmp_path / f"v{split}{i}.mp4", synthetic_frames(n, 24, 32, seed=i))
+        items.append(VideoItem(f"v{split}{i}", path, label=i % 2, split=split))
+    return items
+
+
+def _job(items, out, fake, **kw):
+    net = fake.Network()
+    config = JobConfig(out=out, workers=0, batch_size=4, shard_size=2, progress=False, **kw)
+    return run_job(items, net, fake.frame_means, EXTRACTOR, config), net
+
+
+def test_statistics_equal_numpy_and_raw_recoverable(tmp_path, fake):
+    train = _items(tmp_path, [20, 40, 17])
+    test = _items(tmp_path, [33], split="test")
+    result, _ = _job(train + test, tmp_path / "out", fake)
+    assert result.extracted == 4 and len(result.shards) == 2 and not work_files(tmp_path / "out")
+    shards = ShardSet(tmp_path / "out")
+    raw = {i.video_id: fake.expected_features(synthetic_frames(n, 24, 32, seed=k))
+           for k, (i, n) in enumerate(zip(train, [20, 40, 17]))}
+    clips = np.concatenate(list(raw.values()))  # TRAINING clips only
+    span = clips.max(0) - clips.min(0)
+    span[span < 1e-6] = 1
+    np.testing.assert_allclose(shards.stats.mean, clips.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(shards.stats.range, span, rtol=1e-6)
+    assert shards.stats.num_videos == 3 and shards.stats.num_clips == len(clips)
+    for vid, r in raw.items():
+        np.testing.assert_allclose(shards.features(vid, raw=True), r, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(shards.features(vid), (r - clips.mean(0)) / span, atol=1e-4)
+
+
+def test_rerun_does_nothing_and_new_videos_keep_stored_stats(tmp_path, fake):
+    out = tmp_path / "out"
+    first = _items(tmp_path, [20, 30])
+    _job(first, out, fake)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
+    result, net = _job(first, out, fake)
+    assert net.calls == 0 and result.skipped == 2 and result.shards == []
+    added = _items(tmp_path, [50], split="test")
+    result, net = _job(first + added, out, fake)
+    assert result.extracted == 1 and net.clips == 4
+    shards = ShardSet(out)  # would raise if the new shard had other statistics
+    assert len(shards) == 3
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5") if p.name in before} == before
+
+
+def test_stats_from_earlier_run_and_extractor_mismatch(tmp_path, fake):
+    _job(_items(tmp_path, [20, 30]), tmp_path / "a", fake)
+    new = _items(tmp_path, [25], split="test")
+    _job(new, tmp_path / "b", fake, stats_from=tmp_path / "a")
+    a, b = ShardSet(tmp_path / "a"), ShardSet(tmp_path / "b")
+    np.testing.assert_array_equal(a.stats.mean, b.stats.mean)
+    with pytest.raises(ValueError, match="another extractor"):
+        run_job(new, fake.Network(), fake.frame_means, {**EXTRACTOR, "precision": "bf16"},
+                JobConfig(out=tmp_path / "b", workers=0, progress=False))
+
+
+def test_no_training_video_is_a_clear_error(tmp_path, fake):
+    with pytest.raises(ValueError, match="no training videos"):
+        _job(_items(tmp_path, [20], split="test"), tmp_path / "out", fake)
+
+
+KILL_SCRIPT = """
+import sys, time, numpy as np, torch
+from pathlib import Path
+from claws.data.videos import VideoItem
+from claws.extract.job import JobConfig, run_job
+out, log = Path(sys.argv[1]), Path(sys.argv[2])
+paths = sorted(Path(sys.argv[3]).glob("*.mp4"))
+items = [VideoItem(p.stem, p, 0, "train") for p in paths]
+def pre(frames):
+    return torch.from_numpy(frames.astype(np.float32).mean(axis=(2, 3)).reshape(len(frames), -1))
+def net(clips):
+    time.sleep(float(sys.argv[4]))
+    return clips * 2 + 1
+import claws.extract.job as job
+original = job.write_work
+def write_work(out, record):
+    original(out, record)
+    with open(log, "a") as f:
+        f.write(record.video_id + "\\n")
+job.write_work = write_work
+run_job(items, net, pre, {"network": "fake", "feature_dim": 48}, JobConfig(
+    out=out, workers=1, batch_size=2, chunk_clips=1, shard_size=3, progress=False))
+"""
+
+
+@pytest.mark.slow  # three interpreter start-ups with torch: ~15-30 s on the shared 2-core CPU
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(6):
+        write_video(videos / f"k{i}.mp4", synthetic_frames(48, 24, 32, seed=i))
+    script = tmp_path / "job.py"
+    script.write_text(KILL_SCRIPT)
+
+    def start(out, log, delay):
+        return subprocess.Popen([sys.executable, str(script), str(out), str(log), str(videos),
+                                 str(delay)], stderr=subprocess.DEVNULL)
+
+    proc = start(tmp_path / "killed", tmp_path / "log1", 0.2)
+    deadline = time.time() + 60
+    while not work_files(tmp_path / "killed") and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = set(work_files(tmp_path / "killed"))
+    assert 1 <= len(finished_before) < 6 and not list((tmp_path / "killed").glob("*.h5"))
+    assert start(tmp_path / "killed", tmp_path / "log2", 0).wait() == 0
+    assert start(tmp_path / "clean", tmp_path / "log3", 0).wait() == 0
+    recomputed = set((tmp_path / "log2").read_text().split())
+    assert recomputed.isdisjoint(finished_before) and len(recomputed) == 6 - len(finished_before)
+    killed, clean = ShardSet(tmp_path / "killed"), ShardSet(tmp_path / "clean")
+    assert killed.video_ids == clean.video_ids == [f"k{i}" for i in range(6)]
+    np.testing.assert_array_equal(killed.stats.mean, clean.stats.mean)
+    for vid in clean.video_ids:
+        np.testing.assert_array_equal(killed.features(vid), clean.features(vid))
