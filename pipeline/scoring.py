@@ -26,7 +26,6 @@ from claws.pipeline.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
 
-WINDOW_KEYS = ("window", "batch_clips")  # training config keys that hold b, clips per window
 
 
 class FeatureMismatch(ValueError):
@@ -49,9 +48,8 @@ class ScoredVideo(NamedTuple):
 
 def checkpoint_window(ckpt: Checkpoint) -> int:
     """b, clips per scoring window: the training config's value, else the paper's 64."""
-    for key in WINDOW_KEYS:
-        if key in ckpt.config:
-            return int(ckpt.config[key])
+    if "window" in ckpt.config:  # TrainConfig.window
+        return int(ckpt.config["window"])
     logger.info("checkpoint config names no window size; scoring with b=%d", DEFAULT_WINDOW)
     return DEFAULT_WINDOW
 
