@@ -1,0 +1,181 @@
+"""The training configuration: one frozen dataclass, presets named after Table 3, YAML and overrides.
+
+Precedence: dataclass defaults (the paper's settings, section 4.3) < preset < YAML file <
+`--key value` overrides. Unknown keys and values of the wrong type are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as config.yaml and in every checkpoint."""
+
+    shards: str = ""  # shard directory (or file) holding the split "train" videos
+    name: str = ""  # run name: the run folder is <runs_dir>/<name>
+    runs_dir: str = "runs"  # parent folder of run folders
+    model: str = "claws"  # "claws" (CLAWS Net and its ablations) or "mil" (Sultani et al. 2018)
+    feature_dim: int = 2048  # d of the shards' features (paper 4.3: 2048); checked before training
+    seed: int = 0  # seeds weights, dropout, window order, k-means, validation split
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:N"
+    feature_dtype: str = "float32"  # in-memory storage of training features: float32 or float16
+    iterations: int = 100_000  # optimizer steps (paper 4.3: 100k)
+    optimizer: str = "rmsprop"  # "rmsprop" (paper 4.3) or "adagrad" (Sultani et al.)
+    lr: float = 1e-4  # initial learning rate (paper 4.3)
+    lr_decay_step: int = 80_000  # multiply lr by lr_decay_factor after this many steps (paper)
+    lr_decay_factor: float = 0.1  # (paper 4.3: ten times decrease)
+    weight_decay: float = 0.0  # L2 on all parameters through the optimizer (paper: none)
+    window: int = 64  # b, consecutive clips per window/batch (paper 4.3: 64 feature vectors)
+    windows_per_iteration: int = 1  # windows per optimizer step (paper: one batch of b clips)
+    rbs: bool = True  # random batch selection; False = windows in order, video after video
+    hidden1: int = 512  # FC module 1 size (paper 4.3)
+    hidden2: int = 32  # FC module 2 size (paper 4.3)
+    dropout: float = 0.6  # after each FC module; paper silent, 0.6 as Sultani et al.
+    init: str = "xavier_uniform"  # weight init: xavier_uniform, xavier_normal, kaiming_uniform, torch_default
+    nsm1: bool = True  # normalcy suppression module 1 (section 3.3)
+    nsm2: bool = True  # normalcy suppression module 2
+    smooth_sparsity: bool = True  # temporal smoothness + sparsity losses (section 3.5)
+    clustering: bool = True  # clustering distance loss (section 3.4)
+    lambda1: float = 0.9  # weight of L_pred; (1 - lambda1) weighs L_c (Eq. 3, paper 4.3)
+    lambda2: float = 8e-5  # weight of L_s + L_ts (paper 4.3)
+    alpha: float = 1.0  # upper bound of the normal-video clustering loss (Eq. 2, paper 4.3)
+    cluster_min_distance: float = 1e-6  # guard: 1/d uses max(d, this) (bounds L_c at 1e6)
+    kmeans_max_iter: int = 100  # Lloyd iterations per epoch's 2-means at most
+    mil_segments: int = 32  # MIL: segments per video (Sultani et al.)
+    mil_videos_per_class: int = 30  # MIL: anomalous and normal videos per step (30 + 30)
+    mil_smoothness: float = 8e-5  # MIL: weight of the smoothness term
+    mil_sparsity: float = 8e-5  # MIL: weight of the sparsity term
+    val_fraction: float = 0.0  # share of TRAINING videos held out (stratified) for validation
+    val_every: int = 1000  # steps between validations (when val_fraction > 0)
+    log_every: int = 100  # steps between metrics.jsonl lines (means over the interval)
+    checkpoint_every: int = 5000  # steps between step-N.pt checkpoints (last.pt too)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, field order kept."""
+        return dataclasses.asdict(self)
+
+
+_ALL_ON = {"rbs": True, "nsm1": True, "nsm2": True, "smooth_sparsity": True, "clustering": True}
+_BBN = {"rbs": False, "nsm1": False, "nsm2": False, "smooth_sparsity": False, "clustering": False}
+
+# Table 3 rows (bottom-up, then top-down: CLAWS Net minus one part), and the MIL baseline.
+PRESETS: dict[str, dict[str, Any]] = {
+    "bbn": _BBN,
+    "bbn+rbs": {**_BBN, "rbs": True},
+    "bbn+rbs+nsm1": {**_BBN, "rbs": True, "nsm1": True},
+    "bbn+rbs+nsm1+nsm2": {**_BBN, "rbs": True, "nsm1": True, "nsm2": True},
+    "bbn+rbs+nsm1+nsm2+ls": {**_ALL_ON, "clustering": False},
+    "claws-rbs": {**_ALL_ON, "rbs": False},
+    "claws-nsm1": {**_ALL_ON, "nsm1": False},
+    "claws-nsm2": {**_ALL_ON, "nsm2": False},
+    "claws-nsm1-nsm2": {**_ALL_ON, "nsm1": False, "nsm2": False},
+    "claws-ls": {**_ALL_ON, "smooth_sparsity": False},
+    "claws": _ALL_ON,
+    # Sultani et al. 2018: Adagrad lr 1e-3, Glorot-normal init, 20k iterations, L2 1e-3.
+    "mil": {"model": "mil", "optimizer": "adagrad", "lr": 1e-3, "iterations": 20_000,
+            "lr_decay_step": 20_000, "init": "xavier_normal", "weight_decay": 1e-3},
+}
+
+_CHOICES = {
+    "model": ("claws", "mil"), "optimizer": ("rmsprop", "adagrad"),
+    "feature_dtype": ("float32", "float16"),
+    "init": ("xavier_uniform", "xavier_normal", "kaiming_uniform", "torch_default"),
+}
+
+
+def field_types() -> dict[str, type]:
+    """Field name -> its Python type (int, float, bool, str)."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A command-line string converted to the type of field `key`."""
+    kind = field_types()[key]
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"--{key.replace('_', '-')}: expected true or false, got {text!r}")
+    try:
+        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+    except ValueError:
+        raise ValueError(f"--{key.replace('_', '-')}: expected {kind.__name__}, got {text!r}") from None
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    types = field_types()
+    if key not in types:
+        raise ValueError(f"{where}: unknown config key {key!r}; known keys: {', '.join(types)}")
+    kind = types[key]
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ValueError(f"{where}: {key} must be one of {_CHOICES[key]}, got {value!r}")
+    return value
+
+
+def load_config(
+    preset: str | None = None,
+    yaml_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Build a config from defaults, a preset, a YAML file and overrides (in that order).
+
+    Args:
+        preset: a key of PRESETS, or None for the defaults (the full CLAWS Net).
+        yaml_path: a YAML mapping of config keys, or None.
+        overrides: key -> value (already typed), e.g. from `--key value`.
+
+    Returns:
+        The validated TrainConfig.
+    """
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    if yaml_path is not None:
+        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{yaml_path}: expected a mapping of config keys, got {type(loaded).__name__}")
+        values.update({k: _checked(k, v, str(yaml_path)) for k, v in loaded.items()})
+    values.update({k: _checked(k, v, "override") for k, v in (overrides or {}).items()})
+    config = TrainConfig(**values)
+    _check_ranges(config)
+    return config
+
+
+def _check_ranges(config: TrainConfig) -> None:
+    positive = ("feature_dim", "iterations", "window", "windows_per_iteration", "hidden1",
+                "hidden2", "mil_segments", "mil_videos_per_class", "val_every", "log_every",
+                "checkpoint_every", "lr", "lr_decay_step", "kmeans_max_iter", "cluster_min_distance")
+    for key in positive:
+        if not getattr(config, key) > 0:
+            raise ValueError(f"config: {key} must be > 0, got {getattr(config, key)}")
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ValueError(f"config: val_fraction must be in [0, 1), got {config.val_fraction}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"config: dropout must be in [0, 1), got {config.dropout}")
+    if not 0.0 <= config.lambda1 <= 1.0:
+        raise ValueError(f"config: lambda1 must be in [0, 1], got {config.lambda1}")
+
+
+def save_yaml(config: TrainConfig, path: Path) -> None:
+    """Write config.yaml atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    tmp.replace(path)

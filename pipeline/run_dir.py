@@ -1,0 +1,75 @@
+"""A run folder that describes itself: runs/<name>/{config.yaml, metrics.jsonl, train.log, checkpoints/}.
+
+metrics.jsonl holds one JSON object per line with a "kind": "train" (every loss term averaged over
+the logging interval, the clustering guard counts, lr, epoch, iterations per second), "clustering"
+(one per epoch: seconds, k-means iterations, videos left in one cluster) and "val" (video-level AUC
+and validation losses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from claws.pipeline.checkpoint import LAST
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RunDir:
+    """Paths and writers of one run folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.config = self.path / "config.yaml"
+        self.metrics = self.path / "metrics.jsonl"
+        self.log = self.path / "train.log"
+        self.checkpoints = self.path / "checkpoints"
+        self.last = self.checkpoints / LAST
+
+    def prepare(self, resume: bool) -> None:
+        """Create the folder for a new run, or check that a resumable one is there.
+
+        Raises:
+            FileExistsError: a new run would overwrite an earlier run's checkpoints.
+            FileNotFoundError: resuming a run that has no last checkpoint.
+        """
+        if resume and not self.last.is_file():
+            raise FileNotFoundError(f"{self.path}: nothing to resume (no checkpoints/{LAST})")
+        if not resume and self.checkpoints.exists() and any(self.checkpoints.iterdir()):
+            raise FileExistsError(
+                f"{self.path}: a run with checkpoints exists; pass --resume to continue it "
+                "or choose another --name"
+            )
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def step_checkpoint(self, step: int) -> Path:
+        """checkpoints/step-<step>.pt"""
+        return self.checkpoints / f"step-{step}.pt"
+
+    def write_metrics(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to metrics.jsonl (flushed at once)."""
+        with self.metrics.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=False) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop lines logged after `step` (a killed run logged past its last checkpoint)."""
+        if not self.metrics.exists():
+            return
+        lines = self.metrics.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+        tmp = self.metrics.with_name(self.metrics.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.metrics)
+
+    def attach_log(self) -> logging.Handler:
+        """Copy the `claws` loggers' records into train.log; detach the handler when done."""
+        handler = logging.FileHandler(self.log)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+        logger = logging.getLogger("claws")
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        return handler

@@ -1,0 +1,264 @@
+"""`claws train`: the one training loop for CLAWS Net (and its Table 3 ablations) and MIL.
+
+One iteration is one optimizer step on `windows_per_iteration` windows of b=64 consecutive clips
+(paper 4.3: "batch size b is set to 64 feature vectors"); an epoch is one pass over all windows
+of all training videos, at the start of which the clustering loss's 2-means is recomputed. MIL
+steps on 30 anomalous + 30 normal videos. Everything a resumed run needs (optimizer, scheduler,
+RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every checkpoint, and
+all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
+reproduces the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from claws.model.windows import window_order
+from claws.pipeline.checkpoint import build_model, load_checkpoint, save_checkpoint
+from claws.pipeline.config import PRESETS, TrainConfig, field_types, load_config, parse_value, save_yaml
+from claws.pipeline.run_dir import RunDir
+from claws.pipeline.train_steps import claws_step, cluster_assignments, mil_step, validate
+from claws.pipeline.training_data import TrainingData, load_training_data
+
+log = logging.getLogger(__name__)
+
+RESUME_OVERRIDABLE = ("iterations", "val_every", "log_every", "checkpoint_every", "device")
+
+
+def model_args(config: TrainConfig) -> dict:
+    """Constructor keywords of the configured model."""
+    common = {"feature_dim": config.feature_dim, "hidden1": config.hidden1,
+              "hidden2": config.hidden2, "dropout": config.dropout, "init": config.init}
+    if config.model == "mil":
+        return {**common, "num_segments": config.mil_segments}
+    return {**common, "nsm1": config.nsm1, "nsm2": config.nsm2}
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.RMSprop(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+class Trainer:
+    """State of one run: model, optimizer, data, epoch position; `fit()` is the loop."""
+
+    def __init__(self, config: TrainConfig, run: RunDir, data: TrainingData, device: torch.device):
+        self.config, self.run, self.data, self.device = config, run, data, device
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, model_args(config)).to(device).train()
+        self.optimizer = _optimizer(config, self.model)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=config.lr_decay_step, gamma=config.lr_decay_factor)
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.order: torch.Tensor | None = None
+        self.assignments: torch.Tensor | None = None
+        self.sums: dict[str, float] = {}
+        self.segments = data.train.segments(config.mil_segments).to(device) if config.model == "mil" else None
+        counts = torch.tensor(data.train.windows_per_video)
+        self.first_window = (torch.cumsum(counts, 0) - counts).to(device)
+
+    def training_state(self) -> dict:
+        state = {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "position": self.position,
+            "assignments": None if self.assignments is None else self.assignments.to(torch.int8).cpu(),
+            "metric_sums": dict(self.sums),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        state = ckpt.training_state
+        self.model.load_state_dict(ckpt.model.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.step, self.epoch, self.position = ckpt.step, state["epoch"], state["position"]
+        if state["assignments"] is not None:
+            self.assignments = state["assignments"].to(self.device, torch.int64)
+        self.sums = dict(state["metric_sums"])
+        if self.config.model == "claws":
+            self.order = self._epoch_order()
+        log.info("resumed %s at step %d (epoch %d)", path, self.step, self.epoch)
+
+    def save(self, final: bool = False) -> None:
+        kwargs = dict(
+            model=self.model, model_name=self.config.model, model_args=model_args(self.config),
+            config=self.config.to_dict(), norm_stats=self.data.norm_stats,
+            feature_meta=self.data.feature_meta, step=self.step, seed=self.config.seed,
+            training_state=self.training_state(),
+        )
+        if final or self.step % self.config.checkpoint_every == 0:
+            save_checkpoint(self.run.step_checkpoint(self.step), **kwargs)
+        save_checkpoint(self.run.last, **kwargs)
+
+    def _epoch_order(self) -> torch.Tensor:
+        pairs = window_order(self.data.train.windows_per_video, self.config.rbs, self.config.seed, self.epoch)
+        return self.first_window[pairs[:, 0].to(self.device)] + pairs[:, 1].to(self.device)
+
+    def _start_epoch(self) -> None:
+        self.order, self.position = self._epoch_order(), 0
+        if self.config.clustering:
+            self.assignments, figures = cluster_assignments(
+                self.model, self.data.train, self.config.kmeans_max_iter,
+                self.config.seed * 1_000_003 + self.epoch)
+            self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
+
+    def _losses(self) -> tuple[dict, dict]:
+        config = self.config
+        if config.model == "mil":
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
+            terms = mil_step(self.model, self.segments, self.data.train.labels,
+                             config.mil_videos_per_class, config, generator)
+            return terms, {}
+        if self.order is None or self.position >= len(self.order):
+            if self.order is not None:
+                self.epoch += 1
+            self._start_epoch()
+        windows = self.order[self.position : self.position + config.windows_per_iteration]
+        self.position += len(windows)
+        out = claws_step(self.model, self.data.train, windows, self.assignments, config)
+        return out.terms, out.guards
+
+    def _accumulate(self, terms: dict, guards: dict) -> None:
+        values = {k: v.detach() for k, v in {**terms, **guards}.items()}
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.sums["_steps"] = self.sums.get("_steps", 0) + 1
+
+    def _log(self, seconds: float, steps: int) -> dict:
+        count = self.sums.pop("_steps", 1)
+        record = {"kind": "train", "step": self.step, "epoch": self.epoch,
+                  "lr": self.scheduler.get_last_lr()[0]}
+        for key, value in self.sums.items():
+            value = float(value)
+            record[key] = int(value) if key.startswith("cluster_") else value / count
+        record["iterations_per_s"] = round(steps / max(seconds, 1e-9), 2)
+        self.run.write_metrics(record)
+        self.sums = {}
+        return record
+
+    def fit(self) -> None:
+        """The loop: loss, backward, step; log, validate and checkpoint on schedule."""
+        config = self.config
+        bar = tqdm(total=config.iterations, initial=self.step, desc="train", unit="it", disable=None)
+        tick, tick_step = time.perf_counter(), self.step
+        while self.step < config.iterations:
+            terms, guards = self._losses()
+            if not torch.isfinite(terms["total"]):
+                raise FloatingPointError(f"step {self.step}: non-finite loss {({k: float(v) for k, v in terms.items()})}")
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            bar.update(1)
+            self._accumulate(terms, guards)
+            if self.step % config.log_every == 0 or self.step == config.iterations:
+                record = self._log(time.perf_counter() - tick, self.step - tick_step)
+                bar.set_postfix(loss=f"{record['total']:.4f}")
+                tick, tick_step = time.perf_counter(), self.step
+            if self.data.val is not None and (self.step % config.val_every == 0 or self.step == config.iterations):
+                figures = validate(self.model, self.data.val, config, config.seed)
+                self.run.write_metrics({"kind": "val", "step": self.step, **figures})
+                log.info("step %d: validation %s", self.step, figures)
+            if self.step % config.checkpoint_every == 0 or self.step == config.iterations:
+                self.save(final=self.step == config.iterations)
+        bar.close()
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Train (or resume) the run <runs_dir>/<name>; returns the run folder."""
+    if not config.shards:
+        raise ValueError("no shards given: pass --shards DIR (a folder of feature shards)")
+    run = RunDir(Path(config.runs_dir) / config.name)
+    run.prepare(resume)
+    handler = run.attach_log()
+    try:
+        save_yaml(config, run.config)
+        device = _device(config.device)
+        dtype = torch.float16 if config.feature_dtype == "float16" else torch.float32
+        data = load_training_data(Path(config.shards), config.feature_dim, config.window,
+                                  config.val_fraction, config.seed, dtype, device)
+        trainer = Trainer(config, run, data, device)
+        if resume:
+            trainer.restore(run.last)
+            run.truncate_metrics(trainer.step)
+        log.info("run %s: %s model, seed %d, %d iterations on %s", run.path, config.model,
+                 config.seed, config.iterations, device)
+        trainer.fit()
+        log.info("finished: %s", run.last)
+    finally:
+        logging.getLogger("claws").removeHandler(handler)
+        handler.close()
+    return run.path
+
+
+def resume_config(run: RunDir, overrides: dict) -> TrainConfig:
+    """The saved config of a run, with the few overrides a resume may change."""
+    if not run.config.is_file():
+        raise FileNotFoundError(f"{run.path}: no config.yaml to resume from")
+    saved = load_config(yaml_path=run.config).to_dict()
+    refused = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
+    if refused:
+        raise ValueError(
+            f"--resume continues {run.path} with its saved config; cannot change {', '.join(refused)} "
+            f"(allowed: {', '.join(RESUME_OVERRIDABLE)}); start a new run with another --name instead"
+        )
+    return load_config(yaml_path=run.config, overrides=overrides)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `claws train` to the command line."""
+    parser = subparsers.add_parser(
+        "train", help="train CLAWS Net (or an ablation, or the MIL baseline) on feature shards",
+        description="Train on the split 'train' videos of a shard folder. Precedence: paper "
+        "defaults < --preset < --config YAML < --key value. The run folder <runs-dir>/<name> "
+        "gets config.yaml, metrics.jsonl, train.log and checkpoints/ (last.pt, step-N.pt).",
+    )
+    parser.add_argument("--preset", choices=list(PRESETS), help="a Table 3 row or 'mil'")
+    parser.add_argument("--config", type=Path, help="YAML file of config keys")
+    parser.add_argument("--resume", action="store_true", help="continue <runs-dir>/<name> from last.pt")
+    defaults = TrainConfig()
+    for key, kind in field_types().items():
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", dest=f"cfg_{key}", metavar=kind.__name__.upper(),
+            help=f"(default {getattr(defaults, key)!r})",
+        )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `claws train`; returns the exit code."""
+    overrides = {
+        key[4:]: parse_value(key[4:], value)
+        for key, value in vars(args).items() if key.startswith("cfg_") and value is not None
+    }
+    name = overrides.get("name") or args.preset or overrides.get("model") or "claws"
+    runs_dir = overrides.get("runs_dir", TrainConfig.runs_dir)
+    if args.resume:
+        run_dir = RunDir(Path(runs_dir) / name)
+        overrides = {k: v for k, v in overrides.items() if k not in ("name", "runs_dir")}
+        config = resume_config(run_dir, overrides)
+    else:
+        config = load_config(args.preset, args.config, {**overrides, "name": name})
+    path = train(config, resume=args.resume)
+    print(f"run folder: {path}")
+    return 0

@@ -1,0 +1,62 @@
+"""Training config: presets, YAML, overrides, and the errors for unknown keys and wrong types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from claws.pipeline.config import PRESETS, TrainConfig, load_config, parse_value, save_yaml
+
+
+def test_defaults_are_the_paper_settings() -> None:
+    c = TrainConfig()
+    assert (c.iterations, c.lr, c.lr_decay_step, c.lr_decay_factor, c.optimizer) == (100_000, 1e-4, 80_000, 0.1, "rmsprop")
+    assert (c.window, c.lambda1, c.lambda2, c.alpha, c.hidden1, c.hidden2, c.feature_dim) == (64, 0.9, 8e-5, 1.0, 512, 32, 2048)
+    assert load_config("claws") == c
+
+
+def test_table3_presets() -> None:
+    assert load_config("bbn").rbs is False and load_config("bbn").clustering is False
+    assert load_config("bbn+rbs+nsm1").nsm1 and not load_config("bbn+rbs+nsm1").nsm2
+    top_down = load_config("claws-nsm1")
+    assert not top_down.nsm1 and top_down.nsm2 and top_down.clustering and top_down.rbs
+    assert load_config("mil").model == "mil"
+    assert len([p for p in PRESETS if p != "mil"]) == 11  # the 5 + 6 rows of Table 3
+
+
+def test_yaml_and_overrides_precedence(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.001\nwindow: 32\nrbs: false\n")
+    c = load_config("bbn+rbs", path, {"window": 16})
+    assert (c.lr, c.window, c.rbs) == (0.001, 16, False)
+    save_yaml(c, tmp_path / "saved.yaml")
+    assert load_config(yaml_path=tmp_path / "saved.yaml") == c
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [("lerning_rate: 0.1\n", "unknown config key 'lerning_rate'"),
+     ("window: 3.5\n", "window must be int"),
+     ("rbs: 1\n", "rbs must be bool"),
+     ("model: svm\n", "model must be one of"),
+     ("- 1\n", "expected a mapping"),
+     ("val_fraction: 1.0\n", "val_fraction must be in")],
+)
+def test_yaml_errors(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_config(yaml_path=path)
+
+
+def test_parse_value() -> None:
+    assert parse_value("iterations", "1e5") == 100_000
+    assert parse_value("rbs", "false") is False and parse_value("nsm1", "yes") is True
+    assert parse_value("lr", "3e-4") == 3e-4
+    with pytest.raises(ValueError, match="--window: expected int"):
+        parse_value("window", "big")
+    with pytest.raises(ValueError, match="expected true or false"):
+        parse_value("rbs", "maybe")
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_config("claws+magic")
