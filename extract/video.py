@@ -88,6 +88,7 @@ class VideoFileReader:
             raise DecodeError(f"{self.path}: video file does not exist")
         if self.path.stat().st_size == 0:
             raise DecodeError(f"{self.path}: empty file (0 bytes)")
+        _probe(self.path)
         try:
             self._reader = decord.VideoReader(str(self.path), num_threads=threads)
         except (RuntimeError, decord.DECORDError) as err:
@@ -100,7 +101,9 @@ class VideoFileReader:
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks; stops at the first frame
-        that cannot be decoded (a truncated file), logging how many of the reported were read."""
+        that cannot be decoded (a truncated file), logging how many of the reported were read.
+        When decord cannot decode the first chunk (it fails on some frame sizes, e.g. 48x40),
+        the whole video is decoded sequentially with PyAV instead."""
         import decord
 
         decoded = 0
@@ -108,7 +111,14 @@ class VideoFileReader:
             stop = min(start + chunk_frames, self.reported_frames)
             try:
                 chunk = self._reader.get_batch(list(range(start, stop))).asnumpy()
-            except (RuntimeError, decord.DECORDError):
+                if chunk.ndim != 4 or chunk.shape[-1] != 3:
+                    raise RuntimeError(f"decord returned frames of shape {chunk.shape}")
+            except (RuntimeError, decord.DECORDError) as err:
+                if start == 0:
+                    logger.warning("%s: decord failed (%s); decoding with PyAV", self.path,
+                                   _first_line(err))
+                    yield from pyav_chunks(self.path, chunk_frames)
+                    return
                 chunk = self._frame_by_frame(start, stop)
             if len(chunk):
                 decoded += len(chunk)
@@ -130,6 +140,45 @@ class VideoFileReader:
             except (RuntimeError, decord.DECORDError):
                 break
         return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+
+
+def _probe(path: Path) -> None:
+    """Open the container with PyAV and decode one frame before decord sees the file.
+
+    decord keeps broken global state after it fails to open a file: the next video opened in the
+    same process can come out with 4 channels or fail to copy frames. Rejecting unreadable
+    files here keeps decord away from them.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: unreadable video (no video stream)")
+            next(container.decode(video=0))
+    except StopIteration as err:
+        raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
+    except av.FFmpegError as err:
+        raise DecodeError(f"{path}: unreadable video ({_first_line(err)})") from err
+
+
+def pyav_chunks(path: Path, chunk_frames: int) -> Iterator[np.ndarray]:
+    """Sequential PyAV decode in chunks (the fallback decoder); stops at a decode error."""
+    import av
+
+    batch = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                batch.append(frame.to_ndarray(format="rgb24"))
+                if len(batch) == chunk_frames:
+                    yield np.stack(batch)
+                    batch = []
+    except av.FFmpegError as err:
+        logger.warning("%s: PyAV stopped at a decode error (%s); keeping the frames before it",
+                       path, _first_line(err))
+    if batch:
+        yield np.stack(batch)
 
 
 def _first_line(err: Exception) -> str:

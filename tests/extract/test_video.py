@@ -59,3 +59,9 @@ def test_empty_frame_folder(tmp_path):
     (tmp_path / "none").mkdir()
     with pytest.raises(DecodeError, match="zero frames"):
         open_video(tmp_path / "none", True)
+
+
+def test_sizes_decord_gets_wrong_fall_back_to_pyav(tmp_path):
+    frames = synthetic_frames(20, 40, 48)  # decord 0.6 fails to copy 48x40 frames
+    path = write_video(tmp_path / "v.mp4", frames)
+    np.testing.assert_array_equal(decode_all(path, chunk_frames=16), frames)

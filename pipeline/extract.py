@@ -1,0 +1,174 @@
+"""`claws extract`: videos of UCF-Crime, ShanghaiTech or any footage to normalized feature shards.
+
+    claws extract ucf-crime --root UCF_Crimes --train-list Anomaly_Train.txt \
+        --test-annotation Temporal_Anomaly_Annotation.txt --weights c3d.pickle --out feats/ucf
+    claws extract shanghaitech --root shanghaitech --train-list SH_Train.txt \
+        --test-list SH_Test.txt --weights c3d.pickle --out feats/sht
+    claws extract footage my_videos/ --split test --stats-from feats/ucf --weights c3d.pickle \
+        --out feats/mine
+    torchrun --nproc_per_node=2 -m claws.pipeline.cli extract ...   (ranks split the videos)
+
+Resumable (rerun the same command), crash-safe, failures in OUT/failures.jsonl; exit code 1 when
+any video failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from claws.data.footage import footage_items
+from claws.data.shanghaitech import shanghaitech_items
+from claws.data.ucf_crime import ucf_crime_items
+from claws.data.videos import DatasetError, VideoItem
+from claws.extract.clips import CLIP_LEN, TAIL_POLICY
+from claws.extract.distributed import init_rank, rank_device, shutdown
+from claws.extract.job import JobConfig, run_job
+
+logger = logging.getLogger(__name__)
+
+
+def claws_version() -> str:
+    try:
+        return metadata.version("claws-vad")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="output directory of shards")
+    p.add_argument("--weights", required=True,
+                   help="C3D weights: c3d.pickle or Keras .h5; 'random' for seeded random weights "
+                   "(features are then NOT real and are marked so)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights")
+    p.add_argument("--mean", type=Path, default=None,
+                   help="Sports-1M mean cube (.npy, .npy.bz2, .binaryproto); default: channel means")
+    p.add_argument("--feature-dim", type=int, choices=(2048, 4096), default=2048)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per network call")
+    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
+                   help="decoding worker processes per rank")
+    p.add_argument("--chunk-clips", type=int, default=8, help="clips decoded at a time per worker")
+    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
+    p.add_argument("--stats-from", type=Path, default=None,
+                   help="normalize with the statistics of an earlier run (shard dir/file or checkpoint)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="skip listed videos that are not found instead of stopping")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `claws extract` with one sub-command per kind of input."""
+    parser = subparsers.add_parser("extract", help="videos to normalized C3D feature shards",
+                                   description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    ucf = kinds.add_parser("ucf-crime", help="UCF-Crime videos found by name under --root")
+    ucf.add_argument("--root", type=Path, required=True)
+    ucf.add_argument("--train-list", type=Path, help="Anomaly_Train.txt")
+    ucf.add_argument("--test-annotation", type=Path, help="Temporal_Anomaly_Annotation.txt")
+    sht = kinds.add_parser("shanghaitech", help="ShanghaiTech, weakly supervised split")
+    sht.add_argument("--root", type=Path, required=True)
+    sht.add_argument("--train-list", type=Path, help="SH_Train.txt")
+    sht.add_argument("--test-list", type=Path, help="SH_Test.txt")
+    foot = kinds.add_parser("footage", help="a folder, a video file or a CSV manifest")
+    foot.add_argument("source", type=Path, help="folder (normal/, anomalous/ optional), file or .csv")
+    foot.add_argument("--split", choices=("train", "test", ""), default="",
+                      help="split for videos that have none (statistics come from 'train')")
+    for sub in (ucf, sht, foot):
+        _common(sub)
+        sub.set_defaults(func=run)
+
+
+def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
+    """The job's videos; DatasetError before any work when something is missing."""
+    if args.dataset == "footage":
+        from dataclasses import replace
+
+        return [i if i.split else replace(i, split=args.split) for i in footage_items(args.source)]
+    if args.dataset == "ucf-crime":
+        items, missing = ucf_crime_items(args.root, args.train_list, args.test_annotation)
+    else:
+        items, missing = shanghaitech_items(args.root, args.train_list, args.test_list)
+    if missing and not args.allow_missing:
+        raise DatasetError(
+            f"{len(missing)} listed videos not found under {args.root} (e.g. {', '.join(missing[:5])});"
+            " fix the root or pass --allow-missing"
+        )
+    if missing:
+        logger.warning("%d listed videos not found, skipped: %s", len(missing), ", ".join(missing[:20]))
+    if not items:
+        raise DatasetError(f"no listed video found under {args.root}")
+    return items
+
+
+def build_network(args: argparse.Namespace, device: str):
+    """(network callable, picklable preprocess, extractor dict) from the C3D module."""
+    from claws.extract.c3d import default_precision, fc6_to_feature, load_c3d, load_mean, preprocess_clips
+
+    precision = default_precision(device) if args.precision == "auto" else args.precision
+    model = load_c3d(args.weights, device=device, precision=precision, seed=args.seed)
+    mean = load_mean(args.mean)
+    info = model.weights_info
+    extractor = {
+        "network": "c3d_sports1m_fc6", "weights_path": info["path"], "weights_format": info["format"],
+        "weights_sha256": info["sha256"], "random": bool(info["random"]),
+        "seed": args.seed if info["random"] else None, "precision": precision,
+        "feature_dim": args.feature_dim, "mean_source": str(args.mean) if args.mean else "channel_means",
+        "clip_len": CLIP_LEN, "tail_policy": TAIL_POLICY, "claws_version": claws_version(),
+    }
+
+    def network(clips: torch.Tensor) -> torch.Tensor:
+        return fc6_to_feature(model(clips), args.feature_dim)
+
+    return network, functools.partial(preprocess_clips, mean=mean), extractor
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the job; 0 when every video is in the shards, 1 when any failed, 2 on bad input."""
+    try:
+        items = dataset_items(args)
+        if args.stats_from is not None and not args.stats_from.exists():
+            raise DatasetError(f"--stats-from {args.stats_from} does not exist")
+    except DatasetError as err:
+        logger.error("%s", err)
+        return 2
+    rank = init_rank(args.device)
+    try:
+        device = rank_device(args.device, rank)
+        network, preprocess, extractor = build_network(args, device)
+        config = JobConfig(
+            out=args.out, batch_size=args.batch_size, workers=args.workers,
+            chunk_clips=args.chunk_clips, device=device, shard_size=args.shard_size,
+            stats_from=args.stats_from, progress=not args.no_progress,
+            created_by=f"claws {claws_version()} extract {args.dataset}",
+        )
+        result = run_job(items, network, preprocess, extractor, config, rank)
+    finally:
+        shutdown(rank)
+    return _summary(args, result, extractor, rank.rank, len(items))
+
+
+def _summary(args, result, extractor: dict, rank: int, total: int) -> int:
+    if result.skipped == total and not result.shards:
+        logger.info("nothing to do: all %d videos are already in the shards of %s",
+                    result.skipped, args.out)
+    else:
+        c = result.counters
+        logger.info("rank %d: %d videos extracted (%.1f clips/s), %d already done, %d shards written",
+                    rank, result.extracted, c.get("clips_per_s", 0.0), result.skipped, len(result.shards))
+    for vid, reason in result.failed:
+        logger.error("FAILED %s: %s", vid, reason)
+    if result.failed_total:
+        logger.error("%d videos failed (see %s); rerun to retry them",
+                     result.failed_total, args.out / "failures.jsonl")
+    if extractor["random"]:
+        logger.warning("these features come from RANDOM C3D weights: they are NOT real features")
+    return 1 if result.failed_total else 0

@@ -1,0 +1,95 @@
+"""`claws extract` and `claws shards info` end to end with the real random-weight C3D
+(few clips: each costs ~0.1-0.4 s on this CPU), and the 2-process torchrun run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from claws.data.shards import ShardSet
+from claws.data.synthetic import synthetic_frames, write_fake_shanghaitech, write_fake_ucf_crime, write_video
+from claws.pipeline.cli import main
+
+COMMON = ["--weights", "random", "--workers", "1", "--batch-size", "4", "--no-progress"]
+
+
+def test_ucf_crime_tree_to_shards_and_info(tmp_path, shared_data, capsys):
+    train = (shared_data / "ucf_crime" / "Anomaly_Train.txt").read_text().splitlines()
+    test = (shared_data / "ucf_crime" / "Temporal_Anomaly_Annotation.txt").read_text().splitlines()
+    tr, te = write_fake_ucf_crime(tmp_path / "ucf", [train[0], train[-1]], [next(t for t in test if "  Normal  " in t)], num_frames=12)
+    out = tmp_path / "out"
+    args = ["extract", "ucf-crime", "--root", str(tmp_path / "ucf"), "--train-list", str(tr),
+            "--test-annotation", str(te), "--out", str(out)] + COMMON
+    assert main(args) == 0
+    shards = ShardSet(out)
+    assert shards.video_ids == ["Abuse001_x264", "Normal_Videos_003_x264", "Vandalism050_x264"]
+    info = shards.videos["Normal_Videos_003_x264"]
+    assert (info.num_frames, info.num_clips, info.fps, info.label, info.split) == (12, 1, 30.0, 0, "test")
+    assert info.extractor["random"] is True and info.extractor["feature_dim"] == 2048
+    assert shards.stats.num_videos == 2  # training videos only
+    assert main(args) == 0  # a rerun does nothing
+    capsys.readouterr()
+    assert main(["shards", "info", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["totals"]["videos"] == 3 and d["random_weights"] is True
+    assert main(["shards", "info", str(out)]) == 0
+    assert "RANDOM C3D WEIGHTS" in capsys.readouterr().out
+
+
+def test_shanghaitech_tree_frame_folders(tmp_path):
+    tr, te = write_fake_shanghaitech(tmp_path / "sht", ["01_0014", "01_001"], ["01_0015"], 10)
+    out = tmp_path / "out"
+    assert main(["extract", "shanghaitech", "--root", str(tmp_path / "sht"), "--train-list", str(tr),
+                 "--test-list", str(te), "--out", str(out), "--feature-dim", "4096"] + COMMON) == 0
+    shards = ShardSet(out)
+    assert shards.feature_dim == 4096 and len(shards) == 3
+    assert shards.videos["01_0015"].fps == 24.0 and shards.videos["01_0015"].label == 1
+
+
+def test_corrupt_video_fails_the_exit_code_not_the_job(tmp_path, shared_data):
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    write_video(folder / "good.mp4", synthetic_frames(10, 40, 48))
+    (folder / "cut.mp4").write_bytes((shared_data / "videos" / "wannaworktogether.mp4").read_bytes()[:40_000])
+    out = tmp_path / "out"
+    assert main(["extract", "footage", str(folder), "--split", "train", "--out", str(out)] + COMMON) == 1
+    assert ShardSet(out).video_ids == ["good"]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failures[0]["video_id"] == "cut" and "unreadable" in failures[0]["reason"]
+
+
+def test_bad_arguments_fail_before_any_work(tmp_path):
+    assert main(["extract", "ucf-crime", "--root", str(tmp_path / "nope"), "--train-list",
+                 str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")] + COMMON) == 2
+    assert main(["extract", "footage", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]
+                + COMMON) == 2
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow  # two ranks each load C3D; ~20-40 s on the shared 2-core CPU
+def test_torchrun_two_ranks_cover_every_video_once(tmp_path):
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    lengths = [40, 10, 20, 12, 16]  # sizes differ: the split balances them
+    for i, n in enumerate(lengths):
+        write_video(folder / f"cam{i}.mp4", synthetic_frames(n, 40, 48, seed=i))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "claws.pipeline.cli", "extract", "footage", str(folder), "--split", "train",
+           "--out", str(out), "--weights", "random", "--workers", "0", "--no-progress"]
+    subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+    shards = ShardSet(out)  # one dataset, one set of statistics
+    assert shards.video_ids == [f"cam{i}" for i in range(5)]
+    ranks = {f.name.split("-")[1] for f in shards.files}
+    assert ranks == {"r000", "r001"}
+    assert shards.stats.num_videos == 5 and shards.stats.num_clips == sum(-(-n // 16) for n in lengths)
+    # the same videos extracted by one process give the same features
+    single = tmp_path / "single"
+    assert main(["extract", "footage", str(folder), "--split", "train", "--out", str(single)]
+                + COMMON) == 0
+    one = ShardSet(single)
+    np.testing.assert_allclose(one.stats.mean, shards.stats.mean, rtol=1e-5)
+    for vid in one.video_ids:
+        np.testing.assert_allclose(one.features(vid), shards.features(vid), atol=1e-4)
