@@ -47,7 +47,7 @@ CROP_SIZE = 112
 NUM_CLASSES = 487  # Sports-1M
 FC6_DIM = 4096
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# bench/c3d.py: bf16 pays only on CPUs with native bf16 (AMX or AVX512-BF16); see default_precision.
+# bench/c3d.py checks bf16 fc6 against fp32 with this bar (measured: 0.99998 on vtest.avi clips).
 MIN_BF16_COSINE = 0.999
 RESIZE_CHUNK_PIXELS = 16 * 576 * 768  # frames resized per step are bounded to ~85 MB of float32
 
@@ -189,10 +189,12 @@ def fc6_to_feature(fc6: torch.Tensor, feature_dim: int = 2048) -> torch.Tensor:
 def default_precision(device: str | torch.device) -> str:
     """The precision extraction uses on a device type, chosen from bench/c3d.py.
 
-    CPU: 'bf16' only when the CPU computes bf16 natively (AMX tiles or AVX512-BF16), where it is
-    several times faster with fc6 cosine >= MIN_BF16_COSINE to fp32; without them oneDNN emulates
-    bf16 and it is slower than fp32, so 'fp32'. CUDA: 'fp16' (tensor cores on every CUDA GPU,
-    3 more mantissa bits than bf16; forward raises on overflow). Not measured on a GPU here.
+    CPU: 'bf16' only when the CPU computes bf16 natively (AMX tiles or AVX512-BF16); its fc6 has
+    cosine 0.99998 to fp32 (>= MIN_BF16_COSINE, bench/c3d.py) and the issue measured ~4x fp32 on an
+    AMX CPU. Without them oneDNN emulates bf16 and it is no faster than fp32 (0.4-1.5x measured on
+    an AVX-512 CPU without bf16), so 'fp32', which is also the reference path.
+    CUDA: 'fp16' (tensor cores on every CUDA GPU, 3 more mantissa bits than bf16; forward raises
+    on overflow). Not measured on a GPU here.
     """
     kind = torch.device(device).type
     if kind == "cuda":

@@ -63,22 +63,28 @@ def weights_format(path: Path) -> str:
     )
 
 
+def _corrupt(path: Path, err: Exception) -> WeightsError:
+    return WeightsError(
+        f"{path} could not be read as a torch.save state dict (truncated or corrupt?): "
+        f"{type(err).__name__}: {err}; download the c3d.pickle file again"
+    )
+
+
 def read_pickle(path: Path) -> dict[str, torch.Tensor]:
     """Load a `c3d.pickle`-style state dict with torch.load(weights_only=True), on the CPU."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise WeightsError(
-            f"{path} holds pickled Python objects beyond tensors (e.g. a whole saved model), which "
-            "would need weights_only=False and can run arbitrary code; re-save it as "
-            "torch.save(model.state_dict(), path) from a trusted environment. "
-            f"torch said: {str(err).splitlines()[0]}"
-        ) from err
+        if "global" in str(err).lower():  # the weights-only unpickler refused a Python object
+            raise WeightsError(
+                f"{path} holds pickled Python objects beyond tensors (e.g. a whole saved model), "
+                "which would need weights_only=False and can run arbitrary code; re-save it as "
+                "torch.save(model.state_dict(), path) from a trusted environment. "
+                f"torch said: {str(err).splitlines()[0]}"
+            ) from err
+        raise _corrupt(path, err) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise WeightsError(
-            f"{path} could not be read as a torch.save state dict (truncated or corrupt?): {err}; "
-            "download the c3d.pickle file again"
-        ) from err
+        raise _corrupt(path, err) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):

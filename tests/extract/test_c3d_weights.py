@@ -204,3 +204,15 @@ def test_keras_layer_with_extra_dataset_is_an_error(tmp_path) -> None:
         group["moving_mean:0"] = np.zeros(64, dtype=np.float32)
     with pytest.raises(WeightsError, match="'conv1' should hold one kernel and one bias"):
         load_c3d(path)
+
+
+@pytest.mark.parametrize("keep", [10, 2000])
+def test_truncated_legacy_format_pickle_is_a_clear_error(keep, tmp_path) -> None:
+    """Old c3d.pickle files predate torch's zip format; a cut one must not look like 'objects'."""
+    full = tmp_path / "legacy.pickle"
+    torch.save(_small_state(), full, _use_new_zipfile_serialization=False)
+    cut = tmp_path / "c3d.pickle"
+    cut.write_bytes(full.read_bytes()[:keep])
+    with pytest.raises(WeightsError, match="truncated or corrupt") as err:
+        load_c3d(cut)
+    assert str(cut) in str(err.value)
