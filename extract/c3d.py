@@ -199,9 +199,15 @@ def default_precision(device: str | torch.device) -> str:
     kind = torch.device(device).type
     if kind == "cuda":
         return "fp16"
-    if kind == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()):
+    if kind == "cpu" and _cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def _cpu_has_native_bf16() -> bool:
+    """AMX tiles or AVX512-BF16 (torch's own CPU probes; older torch without them: False)."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _random_init(model: C3D, seed: int) -> None:
