@@ -109,7 +109,8 @@ def write_report(
     plot_roc(out / "roc.png", {inputs["name"]: (roc.fpr, roc.tpr, metrics.auc)}, references,
              title=f"frame-level ROC, {metrics.num_videos} videos, {metrics.num_frames:,} frames")
     write_json(out / "metrics.json", {
-        **metrics.to_dict(), "inputs": {k: str(v) for k, v in inputs.items()},
+        **metrics.to_dict(), "inputs": {k: v if isinstance(v, (bool, int, float)) else str(v)
+                   for k, v in inputs.items()},
         "ground_truth": truth.source,
         "reference_auc": reference_aucs,
         "reference_roc": {n: str(p) for n, p in references.items()},

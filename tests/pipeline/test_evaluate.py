@@ -51,6 +51,7 @@ def test_report_from_scores_folder(scores, tmp_path):
     assert metrics["num_anomalous_frames"] == 60
     assert metrics["reference_auc"]["paper"] == pytest.approx(0.5 * 0.1 * 0.6 + 0.9 * 0.8)
     assert metrics["inputs"]["name"] == "tiny-run"
+    assert metrics["inputs"]["random_features"] is False
     summary = (report / "summary.md").read_text()
     assert f"{100 * expected:.2f}%" in summary and "| cam_a |" in summary
     assert (report / "roc.png").is_file()
