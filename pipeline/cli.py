@@ -38,7 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError, KeyError) as err:
+        # Bad input (a file, a video, an option): the message names it and says what to do.
+        if args.verbose:
+            raise
+        logging.getLogger("claws").error("%s", err.args[0] if isinstance(err, KeyError) else err)
+        return 2
 
 
 if __name__ == "__main__":
