@@ -15,9 +15,11 @@ CLAWS Net of the paper's sizes, untrained (its cost does not depend on training 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -78,9 +80,10 @@ def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -
     score_raw.build_network = timer.build
     try:
         start = time.perf_counter()
-        code = main(["score", str(video), "--run", str(run), "--weights", "random",
-                     "--out", str(work / video.stem), "--workers", str(workers),
-                     "--device", device, "--no-progress"])
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
+            code = main(["score", str(video), "--run", str(run), "--weights", "random",
+                         "--out", str(work / video.stem), "--workers", str(workers),
+                         "--device", device, "--no-progress"])
         wall = time.perf_counter() - start
     finally:
         score_raw.build_network = timer.original
