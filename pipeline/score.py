@@ -22,7 +22,9 @@ from claws.pipeline.atomic import write_jsonl
 from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.events import find_events
 from claws.pipeline.score_outputs import FAILURES, is_complete, write_index, write_video_outputs
-from claws.pipeline.scoring import FeatureMismatch, checkpoint_window, score_shard_video
+from claws.pipeline.scoring import (
+    FeatureMismatch, check_feature_dim, checkpoint_window, score_shard_video,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.run)
         if args.shards:
             shards = ShardSet(args.shards)
+            check_feature_dim(ckpt, shards.feature_dim, str(args.shards))
             videos, failures = select_videos(shards, args.split), []
         else:
             from claws.pipeline.score_raw import extract_inputs  # imports C3D and decoders

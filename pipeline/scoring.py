@@ -54,6 +54,16 @@ def checkpoint_window(ckpt: Checkpoint) -> int:
     return DEFAULT_WINDOW
 
 
+def check_feature_dim(ckpt: Checkpoint, feature_dim: int, where: str) -> None:
+    """Fail unless features of dimension `feature_dim` are what the checkpoint was trained on."""
+    want_dim = int(ckpt.feature_meta.get("feature_dim", feature_dim))
+    if feature_dim != want_dim:
+        raise FeatureMismatch(
+            f"{where}: {feature_dim}-d features but {ckpt.path} was trained on {want_dim}-d; "
+            f"extract again with --feature-dim {want_dim}"
+        )
+
+
 def check_features(ckpt: Checkpoint, feature_dim: int, extractor: dict, where: str) -> bool:
     """Check one video's features against the checkpoint's feature metadata.
 
@@ -69,14 +79,8 @@ def check_features(ckpt: Checkpoint, feature_dim: int, extractor: dict, where: s
     Raises:
         FeatureMismatch: other feature dim, other real weights, or another random seed.
     """
-    meta = ckpt.feature_meta
-    want_dim = int(meta.get("feature_dim", feature_dim))
-    if feature_dim != want_dim:
-        raise FeatureMismatch(
-            f"{where}: {feature_dim}-d features but {ckpt.path} was trained on {want_dim}-d; "
-            f"extract again with --feature-dim {want_dim}"
-        )
-    trained = meta.get("extractor", {})
+    check_feature_dim(ckpt, feature_dim, where)
+    trained = ckpt.feature_meta.get("extractor", {})
     ours_random, theirs_random = bool(extractor.get("random")), bool(trained.get("random"))
     ours_sha, theirs_sha = extractor.get("weights_sha256", ""), trained.get("weights_sha256", "")
     if not ours_random and not theirs_random and ours_sha and theirs_sha and ours_sha != theirs_sha:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from claws.data.shards import VideoRecord, write_shard
 from claws.extract.clips import clip_scores_to_frame_scores
 from claws.model.inference import clip_scores
 from claws.pipeline.checkpoint import load_checkpoint
@@ -84,6 +85,15 @@ def test_other_weights_fail_by_name(tiny_run, tmp_path):
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert sorted(f["video_id"] for f in failures) == sorted(v[0] for v in VIDEOS)
     assert "trained on aaaaaaaaaaaa" in failures[0]["reason"]
+
+
+def test_other_feature_dim_is_an_error(tiny_run, tmp_path, caplog):
+    stats = type(STATS)(STATS.mean[:6], STATS.range[:6], 3, 30, "train")
+    (tmp_path / "six").mkdir()
+    write_shard(tmp_path / "six" / "s.h5",
+                [VideoRecord("v", np.zeros((1, 6), np.float32), 5, 10.0, 0)], stats)
+    assert _score(tiny_run, tmp_path / "six", tmp_path / "scores") == 2
+    assert "6-d features but" in caplog.text and "--feature-dim 8" in caplog.text
 
 
 def test_random_features_warn_loudly(tiny_run, tmp_path, caplog):
