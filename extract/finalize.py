@@ -23,15 +23,28 @@ logger = logging.getLogger(__name__)
 
 
 def load_stats(source: Path) -> NormStats:
-    """Statistics stored in a shard directory/file, or in a checkpoint (`normalization` key)."""
+    """Statistics stored in shards (a directory or file), a claws checkpoint, or a run folder.
+
+    A checkpoint (`.pt`, or a run folder holding checkpoints/last.pt) carries the statistics of
+    the shards it was trained on under `norm_stats`; new footage must be normalized with them.
+    """
     source = Path(source)
-    if source.suffix in (".pt", ".pth", ".ckpt"):
+    run_checkpoint = source / "checkpoints" / "last.pt"
+    checkpoint = run_checkpoint if run_checkpoint.is_file() else source
+    if checkpoint.suffix in (".pt", ".pth", ".ckpt"):
+        import pickle
+
         import torch
 
-        state = torch.load(source, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or "normalization" not in state:
-            raise ValueError(f"{source}: checkpoint has no 'normalization' statistics")
-        stats = NormStats.from_dict(state["normalization"])
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            raise ValueError(f"{checkpoint}: not a readable checkpoint ({err})") from err
+        key = "norm_stats" if isinstance(state, dict) and "norm_stats" in state else "normalization"
+        if not isinstance(state, dict) or key not in state:
+            raise ValueError(f"{checkpoint}: checkpoint has no normalization statistics "
+                             "('norm_stats'); pass the shards it was trained on instead")
+        stats = NormStats.from_dict(state[key])
     else:
         stats = ShardSet(source).stats
     return NormStats(stats.mean, stats.range, stats.num_videos, stats.num_clips,

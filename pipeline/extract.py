@@ -29,6 +29,7 @@ from claws.data.ucf_crime import ucf_crime_items
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.clips import CLIP_LEN, TAIL_POLICY
 from claws.extract.distributed import init_rank, rank_device, shutdown
+from claws.extract.finalize import existing_stats
 from claws.extract.job import JobConfig, run_job
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,13 @@ def run(args: argparse.Namespace) -> int:
         items = dataset_items(args)
         if args.stats_from is not None and not args.stats_from.exists():
             raise DatasetError(f"--stats-from {args.stats_from} does not exist")
+        if args.stats_from is None and not any(i.split == "train" for i in items) \
+                and existing_stats(args.out) is None:
+            raise DatasetError(
+                f"none of the {len(items)} videos is in the training split, so there are no "
+                "statistics to normalize with: pass --stats-from (an earlier run's shards, or the "
+                "checkpoint/run folder you will score with), or mark training videos (--split train)"
+            )
     except DatasetError as err:
         logger.error("%s", err)
         return 2

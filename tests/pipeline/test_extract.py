@@ -93,3 +93,31 @@ def test_torchrun_two_ranks_cover_every_video_once(tmp_path):
     np.testing.assert_allclose(one.stats.mean, shards.stats.mean, rtol=1e-5)
     for vid in one.video_ids:
         np.testing.assert_allclose(one.features(vid), shards.features(vid), atol=1e-4)
+
+
+def test_test_only_footage_needs_statistics_before_any_work(tmp_path, caplog):
+    write_video(tmp_path / "new.mp4", synthetic_frames(12, seed=3), fps=10)
+    out = tmp_path / "out"
+    args = ["extract", "footage", str(tmp_path / "new.mp4"), "--split", "test", "--out", str(out)]
+    assert main(args + COMMON) == 2
+    assert "--stats-from" in caplog.text and not out.exists()
+
+
+def test_stats_from_a_run_folder_checkpoint(tmp_path):
+    import torch
+
+    from claws.data.shards import NormStats
+    from claws.extract.finalize import load_stats
+
+    stats = NormStats(np.arange(3.0), np.full(3, 2.0), 4, 40, "train shards")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    torch.save({"format": "claws-checkpoint", "norm_stats": stats.to_dict()},
+               tmp_path / "run" / "checkpoints" / "last.pt")
+    for source in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.pt"):
+        loaded = load_stats(source)
+        np.testing.assert_array_equal(loaded.mean, stats.mean)
+        np.testing.assert_array_equal(loaded.range, stats.range)
+        assert loaded.num_videos == 4
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_stats(tmp_path / "bad.pt")
