@@ -3,8 +3,7 @@ normalization statistics.
 
 The footage goes through the extraction job (claws.extract.job.run_job, the same decoding, C3D and
 shard writing as `claws extract`) into `<out>/.features/shards/`, normalized with the statistics
-stored in the checkpoint: they are written once as a shard without videos,
-`<out>/.features/checkpoint-stats.h5`, and given to the job as `--stats-from`. Scoring those
+stored in the checkpoint (the checkpoint is the job's `--stats-from`). Scoring those
 shards is then exactly scoring shards, so a video scored from raw footage equals the same video
 scored from its shard. The extraction is resumable like any extraction job.
 """
@@ -17,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from claws.data.footage import footage_items
-from claws.data.shards import ShardSet, VideoInfo, write_shard
+from claws.data.shards import ShardSet, VideoInfo
 from claws.data.videos import DatasetError, VideoItem, check_unique
 from claws.extract.job import JobConfig, run_job
 from claws.pipeline.checkpoint import Checkpoint
@@ -26,7 +25,6 @@ from claws.pipeline.scoring import check_features
 
 logger = logging.getLogger(__name__)
 
-STATS_FILE = "checkpoint-stats.h5"
 SHARDS_DIR = "shards"
 
 
@@ -84,13 +82,9 @@ def extract_inputs(
     settings = extraction_settings(ckpt, args)
     network, preprocess, extractor = build_network(settings, args.device)
     check_features(ckpt, settings.feature_dim, extractor, f"C3D weights {settings.weights}")
-    folder.mkdir(parents=True, exist_ok=True)
-    stats_file = folder / STATS_FILE
-    if not stats_file.exists():
-        write_shard(stats_file, [], ckpt.norm_stats, created_by=f"claws score {ckpt.path}")
     config = JobConfig(
         out=folder / SHARDS_DIR, workers=args.workers, device=args.device,
-        stats_from=stats_file, progress=not args.no_progress, created_by="claws score",
+        stats_from=ckpt.path, progress=not args.no_progress, created_by="claws score",
     )
     result = run_job(items, network, preprocess, extractor, config)
     failures = [{"video_id": vid, "source": str(next(i.path for i in items if i.video_id == vid)),
