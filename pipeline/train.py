@@ -28,7 +28,8 @@ from claws.pipeline.training_data import TrainingData, load_training_data
 
 log = logging.getLogger(__name__)
 
-RESUME_OVERRIDABLE = ("iterations", "val_every", "log_every", "checkpoint_every", "device")
+RESUME_OVERRIDABLE = ("iterations", "val_every", "log_every", "checkpoint_every", "device",
+                      "cpu_threads")
 
 
 def model_args(config: TrainConfig) -> dict:
@@ -191,9 +192,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     run = RunDir(Path(config.runs_dir) / config.name)
     run.prepare(resume)
     handler = run.attach_log()
+    threads = torch.get_num_threads()  # restored afterwards: callers (demo, benches) run C3D next
     try:
         save_yaml(config, run.config)
         device = _device(config.device)
+        if device.type == "cpu" and config.cpu_threads > 0:
+            torch.set_num_threads(config.cpu_threads)
         dtype = torch.float16 if config.feature_dtype == "float16" else torch.float32
         data = load_training_data(Path(config.shards), config.feature_dim, config.window,
                                   config.val_fraction, config.seed, dtype, device)
@@ -206,6 +210,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         trainer.fit()
         log.info("finished: %s", run.last)
     finally:
+        torch.set_num_threads(threads)
         logging.getLogger("claws").removeHandler(handler)
         handler.close()
     return run.path
