@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -67,17 +68,23 @@ def main() -> None:
     model = ClawsNet().train()
     optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
 
+    torch.set_num_threads(config.cpu_threads)  # as inside `claws train`
     start = time.perf_counter()
     assignments, figures = cluster_assignments(model, videos, config.kmeans_max_iter, seed=0)
     cluster_subset_s = time.perf_counter() - start
     order = torch.randperm(len(videos.window_clips))
-    start = time.perf_counter()
-    for step in range(args.steps):
-        terms = claws_step(model, videos, order[step % len(order)].view(1), assignments, config).terms
-        optimizer.zero_grad()
-        terms["total"].backward()
-        optimizer.step()
-    step_s = (time.perf_counter() - start) / args.steps
+    step_seconds = {}
+    for threads in (2, 1):  # TrainConfig.cpu_threads defaults to 1: this shows why
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        for step in range(args.steps):
+            terms = claws_step(model, videos, order[step % len(order)].view(1), assignments, config).terms
+            optimizer.zero_grad()
+            terms["total"].backward()
+            optimizer.step()
+        step_seconds[threads] = (time.perf_counter() - start) / args.steps
+    step_s = step_seconds[config.cpu_threads]
+    torch.set_num_threads(2)
 
     cluster_epoch_s = cluster_subset_s * total_clips / sum(sub_counts)
     epoch_train_s = windows_per_epoch * step_s
@@ -98,6 +105,10 @@ def main() -> None:
     print(json.dumps({
         "bench": "train", "device": "cpu", "threads": torch.get_num_threads(),
         "claws_iterations_per_s": round(1 / step_s, 1),
+        "claws_iterations_per_s_1_thread": round(1 / step_seconds[1], 1),
+        "claws_iterations_per_s_2_threads": round(1 / step_seconds[2], 1),
+        "one_over_two_threads_speed": round(step_seconds[2] / step_seconds[1], 2),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
         "kmeans_videos": args.sklearn_videos, "kmeans_clips_per_video": 250,
         "torch_kmeans_s": round(torch_s, 3), "sklearn_loop_s": round(sklearn_s, 3),
         "sklearn_over_torch": round(sklearn_s / torch_s, 2),
