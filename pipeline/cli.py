@@ -13,7 +13,9 @@ import logging
 import sys
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
-COMMANDS: tuple[str, ...] = ("extract", "shards_cmd", "train", "score", "evaluate", "demo")
+COMMANDS: tuple[str, ...] = (
+    "extract", "import_features", "shards_cmd", "train", "score", "evaluate", "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,227 @@
+"""Import published per-video feature files into normalized shards, like an extraction job.
+
+The same two phases as `claws.extract.job`: phase 1 reads each listed video's feature file(s)
+(claws.data.import_features), checks them against the video's frame count and stores the RAW
+features as a work file (claws.extract.resume); a failure is logged in OUT/failures.jsonl and the
+rest goes on. Phase 2 picks the normalization statistics (training split only, or `stats_from`,
+or those already stored in OUT) and writes the shards (claws.extract.finalize). A rerun skips
+every video already imported.
+
+Frame counts: a video's num_frames comes from a frame-count list; ceil(num_frames / clip_len)
+must equal the file's T (its clip count), otherwise the video fails with a message saying what
+to do, unless `frames_mismatch="clip"`, which trusts T and clips num_frames into the range
+T can cover, ((T-1)*clip_len, T*clip_len]. Without a frame count, num_frames = clip_len * T.
+How num_frames was obtained is recorded per video in the extractor dict (`num_frames_source`).
+
+Shapes: T clips, D feature dim (D_file = 2 D when adjacent pairs are averaged).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from claws.data.import_features import (
+    FeatureFileError, FrameCount, find_feature_files, index_feature_files, load_clip_features,
+)
+from claws.data.shards import VideoRecord
+from claws.data.videos import DatasetError, VideoItem
+from claws.extract.clips import CLIP_LEN, TAIL_POLICY, num_clips
+from claws.extract.distributed import Rank
+from claws.extract.finalize import existing_stats, resolve_stats, write_shards
+from claws.extract.resume import (
+    check_same_extractor, log_failure, shard_videos, work_files, write_work,
+)
+
+logger = logging.getLogger(__name__)
+
+MISMATCH_POLICIES = ("error", "clip")
+
+
+class FramesMismatch(ValueError):
+    """A frame count contradicts the number of clips in a feature file."""
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """How to run an import (everything but the videos and their frame counts)."""
+
+    out: Path  # output directory: shards, .work/, failures.jsonl
+    features: Path  # folder holding the per-video feature files (any depth)
+    clip_len: int = CLIP_LEN  # frames per feature row of the source files
+    frames_mismatch: str = "error"  # "error" or "clip" (trust the file's T), see module doc
+    feature_dim: int | None = None  # None: as in the files; D_file / 2: mean of adjacent pairs
+    network: str = "unknown"  # what produced the features (free text, e.g. "c3d_fc6", "i3d_rgb")
+    fps: float = 0.0  # frame rate when neither the frame-count list nor the dataset has one
+    shard_size: int = 64  # videos per shard file
+    stats_from: Path | None = None  # earlier run's shards or checkpoint to normalize with
+    progress: bool = True  # tqdm bar
+    created_by: str = "claws import-features"  # recorded in every shard
+
+    def __post_init__(self) -> None:
+        if self.frames_mismatch not in MISMATCH_POLICIES:
+            raise ValueError(f"frames_mismatch must be one of {MISMATCH_POLICIES}, "
+                             f"got {self.frames_mismatch!r}")
+        if self.clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1, got {self.clip_len}")
+
+
+class ImportResult(NamedTuple):
+    """What one import run did."""
+
+    imported: int  # videos imported in this run
+    skipped: int  # videos already imported before this run
+    failed: list[tuple[str, str]]  # (video_id, reason)
+    shards: list[Path]  # shards written by this run
+
+
+def resolve_num_frames(
+    video_id: str, num_rows: int, count: FrameCount | None, clip_len: int, policy: str
+) -> tuple[int, str]:
+    """num_frames of a video with `num_rows` feature rows, and how it was obtained.
+
+    Raises:
+        FramesMismatch: the count needs another number of clips and policy is "error".
+    """
+    if count is None or count.num_frames <= 0:
+        return clip_len * num_rows, "clip_len * T (no frame count)"
+    needed = num_clips(count.num_frames, clip_len)
+    if needed == num_rows:
+        return count.num_frames, f"list {count.source}"
+    if policy != "clip":
+        raise FramesMismatch(
+            f"video {video_id}: {num_rows} feature rows but {count.source} says {count.num_frames} frames, which "
+            f"needs ceil({count.num_frames}/{clip_len}) = {needed} clips; check that the file "
+            f"belongs to this video and holds one row per {clip_len}-frame clip (segment-pooled "
+            "files such as 32-segment features cannot be imported), or pass --frames-mismatch clip "
+            "to trust the file's rows"
+        )
+    clipped = min(max(count.num_frames, clip_len * (num_rows - 1) + 1), clip_len * num_rows)
+    logger.warning("video %s: %s lists %d frames but the file has %d rows; num_frames set to %d "
+                   "(--frames-mismatch clip)", video_id, count.source, count.num_frames, num_rows,
+                   clipped)
+    return clipped, f"list {count.source}, clipped to T"
+
+
+def locate_features(
+    items: Sequence[VideoItem], folder: Path
+) -> tuple[dict[str, list[Path]], list[str]]:
+    """Feature file(s) of every item under `folder`: (video_id -> files, ids without a file)."""
+    index = index_feature_files(folder)
+    found, missing = {}, []
+    for item in items:
+        files = find_feature_files(index, item.video_id)
+        if files is None:
+            missing.append(item.video_id)
+        else:
+            found[item.video_id] = files
+    return found, missing
+
+
+def video_fps(item: VideoItem, count: FrameCount | None, fallback: float) -> float:
+    """The list's fps, else `fallback` (--fps), else the dataset's; 0.0 when nobody knows."""
+    if count is not None and count.fps > 0:
+        return count.fps
+    return fallback if fallback > 0 else item.fps
+
+
+def _reduce(features: np.ndarray, feature_dim: int | None, where: Path) -> np.ndarray:
+    if feature_dim is None or features.shape[1] == feature_dim:
+        return features
+    if features.shape[1] == 2 * feature_dim:  # DESIGN.md "2048-d": mean of adjacent pairs
+        return features.reshape(len(features), feature_dim, 2).mean(-1)
+    raise FeatureFileError(
+        f"{where}: features of dim {features.shape[1]} cannot become {feature_dim} "
+        f"(only D or 2D by averaging adjacent pairs)"
+    )
+
+
+def read_video(
+    item: VideoItem, files: list[Path], count: FrameCount | None, base: dict, config: ImportConfig
+) -> VideoRecord:
+    """One video's RAW record from its feature file(s); errors name the video and the file."""
+    clip = load_clip_features(files)
+    features = _reduce(clip.features, config.feature_dim, files[0])
+    if features.shape[1] != base["feature_dim"]:
+        raise FeatureFileError(
+            f"{files[0]}: features of dim {features.shape[1]}, the other videos have "
+            f"{base['feature_dim']}; import videos of one feature type per output directory"
+        )
+    num_frames, source = resolve_num_frames(item.video_id, len(features), count, config.clip_len,
+                                            config.frames_mismatch)
+    extractor = dict(base, crops_averaged=clip.crops, original_dim=int(clip.features.shape[1]),
+                     num_frames_source=source)
+    return VideoRecord(
+        item.video_id, features, num_frames, video_fps(item, count, config.fps), item.label,
+        item.split, item.class_name, str(files[0]), clip.size, config.clip_len, TAIL_POLICY,
+        extractor,
+    )
+
+
+def base_extractor(config: ImportConfig, feature_dim: int) -> dict:
+    """The extractor fields shared by every imported video (identity keys of resume.py)."""
+    return {
+        "network": f"imported:{config.network}", "imported": True,
+        "source_folder": str(Path(config.features).resolve()), "weights": "unknown (imported)",
+        "weights_sha256": "", "random": False, "seed": None, "precision": None,
+        "feature_dim": feature_dim, "mean_source": None, "clip_len": config.clip_len,
+        "tail_policy": TAIL_POLICY,
+    }
+
+
+def _feature_dim(pending: list[VideoItem], found: dict[str, list[Path]], config: ImportConfig) -> int:
+    """The job's feature dim: --feature-dim, else the last axis of the first readable file."""
+    if config.feature_dim is not None:
+        return config.feature_dim
+    for item in pending:
+        try:
+            return int(np.load(found[item.video_id][0], mmap_mode="r").shape[-1])
+        except (OSError, ValueError, IndexError):
+            continue
+    raise DatasetError(f"none of the {len(pending)} feature files to import is a readable .npy")
+
+
+def run_import(
+    items: Sequence[VideoItem], found: dict[str, list[Path]], counts: dict[str, FrameCount],
+    config: ImportConfig,
+) -> ImportResult:
+    """Import the feature files of `items` into normalized shards in `config.out` (resumable).
+
+    Args:
+        items: the listed videos that have feature files (labels, splits, classes).
+        found: video_id -> feature file(s), from `locate_features`.
+        counts: video_id -> frame count, from the frame-count lists (may miss videos).
+        config: import settings.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = existing_stats(out)
+    done = set(work_files(out)) | set(shard_videos(out))
+    pending = [i for i in items if i.video_id not in done]
+    if len(pending) < len(items):
+        logger.info("%d of %d videos already imported in %s; skipping them",
+                    len(items) - len(pending), len(items), out)
+    failed: list[tuple[str, str]] = []
+    if pending:
+        base = base_extractor(config, _feature_dim(pending, found, config))
+        check_same_extractor(out, base)
+        for item in tqdm(pending, desc="import", unit="video", disable=not config.progress):
+            files = found[item.video_id]
+            try:
+                write_work(out, read_video(item, files, counts.get(item.video_id), base, config))
+            except (FeatureFileError, FramesMismatch) as err:
+                reason = f"{type(err).__name__}: {err}"
+                logger.error("%s (%s) failed: %s", item.video_id, files[0], reason)
+                log_failure(out, item.video_id, str(files[0]), reason)
+                failed.append((item.video_id, reason))
+    shards = []
+    everything = sorted(work_files(out).values())
+    if everything:
+        stats = resolve_stats(out, stored, everything, config.stats_from, Rank(), "cpu")
+        shards = write_shards(out, everything, stats, Rank(), config.shard_size, config.created_by)
+    return ImportResult(len(pending) - len(failed), len(items) - len(pending), failed, shards)

@@ -1,0 +1,166 @@
+"""`claws import-features`: published per-video feature files to normalized feature shards.
+
+    claws import-features ucf-crime --features UCF_Train_ten_crop_i3d --network i3d_rgb \
+        --train-list Anomaly_Train.txt --test-annotation Temporal_Anomaly_Annotation.txt \
+        --frame-counts Train_Annotation.txt Test_Annotation.txt --out feats/ucf_i3d
+    claws import-features shanghaitech --features SH_i3d --train-list SH_Train.txt \
+        --test-list SH_Test.txt --frame-counts SH_Test_NEW.txt --out feats/sht_i3d
+    claws import-features manifest videos.csv --features feats_npy --fps 25 --out feats/mine
+
+Feature files: one .npy per video, (T, D) or (T, crops, D) (crops averaged), or per-crop files
+`<video>__<k>.npy`; a file stem is the video id, optionally followed by _i3d, _c3d, ... One row
+per clip of --clip-len frames (16). The shards are the same as `claws extract` writes: features
+normalized with statistics of the training split only (or --stats-from), with num_frames, fps,
+label, split and an extractor dict saying the features were imported.
+
+num_frames comes from the --frame-counts lists; a video whose count needs another number of
+clips than its file has rows fails (--frames-mismatch clip trusts the rows instead); a video
+without a count gets clip_len * T (logged, and recorded as num_frames_source).
+
+Resumable (rerun the same command); failures in OUT/failures.jsonl; exit code 1 when any video
+failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from claws.data.import_features import FrameCount, read_frame_counts, read_import_manifest
+from claws.data.shanghaitech import shanghaitech_items
+from claws.data.ucf_crime import ucf_crime_items
+from claws.data.videos import DatasetError, VideoItem
+from claws.extract.clips import CLIP_LEN
+from claws.extract.import_features import (
+    MISMATCH_POLICIES, ImportConfig, locate_features, run_import, video_fps,
+)
+from claws.pipeline.extract import claws_version
+
+logger = logging.getLogger(__name__)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", type=Path, required=True,
+                   help="folder of per-video .npy feature files (searched at any depth)")
+    p.add_argument("--out", type=Path, required=True, help="output directory of shards")
+    p.add_argument("--frame-counts", type=Path, nargs="+", default=[],
+                   help="frame-count lists: Train_Annotation.txt / Test_Annotation.txt (UCF-Crime), "
+                   "SH_Test_NEW.txt (ShanghaiTech) or a CSV video,num_frames[,fps]")
+    p.add_argument("--clip-len", type=int, default=CLIP_LEN, help="frames per feature row")
+    p.add_argument("--frames-mismatch", choices=MISMATCH_POLICIES, default="error",
+                   help="when ceil(num_frames / clip_len) != rows: fail the video (error) or trust "
+                   "the rows and clip num_frames into the range they cover (clip)")
+    p.add_argument("--feature-dim", type=int, default=None,
+                   help="store D dims: the files' dim, or half of it (mean of adjacent pairs, e.g. "
+                   "4096-d fc6 to 2048)")
+    p.add_argument("--network", default="unknown",
+                   help="what produced the features, recorded as 'imported:NAME' (e.g. c3d_fc6, i3d_rgb)")
+    p.add_argument("--fps", type=float, default=0.0,
+                   help="frame rate when the frame-count list has none (default: the dataset's)")
+    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
+    p.add_argument("--stats-from", type=Path, default=None,
+                   help="normalize with the statistics of an earlier run (shard dir/file or checkpoint)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="skip listed videos without a feature file instead of stopping")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `claws import-features` with one sub-command per kind of list."""
+    parser = subparsers.add_parser("import-features", help="per-video feature files (.npy) to shards",
+                                   description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    ucf = kinds.add_parser("ucf-crime", help="UCF-Crime split and annotation lists")
+    ucf.add_argument("--train-list", type=Path, help="Anomaly_Train.txt")
+    ucf.add_argument("--test-annotation", type=Path,
+                     help="Temporal_Anomaly_Annotation.txt (or Test_Annotation.txt)")
+    sht = kinds.add_parser("shanghaitech", help="ShanghaiTech, weakly supervised split")
+    sht.add_argument("--train-list", type=Path, help="SH_Train.txt")
+    sht.add_argument("--test-list", type=Path, help="SH_Test.txt")
+    manifest = kinds.add_parser("manifest", help="a CSV video,label,split[,class]")
+    manifest.add_argument("manifest", type=Path, help="CSV with header video,label,split[,class]")
+    for sub in (ucf, sht, manifest):
+        _common(sub)
+        sub.set_defaults(func=run)
+
+
+def listed_items(args: argparse.Namespace) -> list[VideoItem]:
+    """The listed videos with label, split and class (no paths)."""
+    if args.dataset == "manifest":
+        return read_import_manifest(args.manifest)
+    if args.dataset == "ucf-crime":
+        return ucf_crime_items(None, args.train_list, args.test_annotation)[0]
+    return shanghaitech_items(None, args.train_list, args.test_list)[0]
+
+
+def frame_counts(paths: list[Path]) -> dict[str, FrameCount]:
+    """All lists merged; a video counted differently by two lists is an error."""
+    merged: dict[str, FrameCount] = {}
+    for path in paths:
+        for vid, count in read_frame_counts(path).items():
+            old = merged.get(vid)
+            if old is not None and old.num_frames > 0 and count.num_frames > 0 and (
+                    old.num_frames != count.num_frames):
+                raise DatasetError(f"video {vid}: {old.source} says {old.num_frames} frames, "
+                                   f"{count.source} says {count.num_frames}; drop one of the lists")
+            if old is None or old.num_frames <= 0:
+                merged[vid] = count
+    return merged
+
+
+def prepare(args: argparse.Namespace):
+    """(items with files, files by id, frame counts); DatasetError before any work."""
+    items = listed_items(args)
+    found, missing = locate_features(items, args.features)
+    if missing and not args.allow_missing:
+        raise DatasetError(
+            f"{len(missing)} listed videos have no feature file under {args.features} "
+            f"(e.g. {', '.join(missing[:5])}); fix --features or pass --allow-missing"
+        )
+    if missing:
+        logger.warning("%d listed videos have no feature file, skipped: %s", len(missing),
+                       ", ".join(missing[:20]))
+    items = [i for i in items if i.video_id in found]
+    if not items:
+        raise DatasetError(f"no listed video has a feature file under {args.features}")
+    counts = frame_counts(args.frame_counts)
+    no_fps = [i.video_id for i in items if video_fps(i, counts.get(i.video_id), args.fps) <= 0]
+    if no_fps:
+        raise DatasetError(f"no frame rate known for {len(no_fps)} videos (e.g. {no_fps[0]}); "
+                           "pass --fps or a frame-count CSV with an fps column")
+    uncounted = [i.video_id for i in items
+                 if counts.get(i.video_id, FrameCount(-1, 0.0, "")).num_frames <= 0]
+    if uncounted:
+        logger.warning("%d of %d videos have no frame count (e.g. %s): num_frames = %d * rows, "
+                       "recorded as num_frames_source", len(uncounted), len(items), uncounted[0],
+                       args.clip_len)
+    return items, found, counts
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import; 0 when every video is in the shards, 1 when any failed, 2 on bad input."""
+    try:
+        if args.stats_from is not None and not args.stats_from.exists():
+            raise DatasetError(f"--stats-from {args.stats_from} does not exist")
+        items, found, counts = prepare(args)
+    except DatasetError as err:
+        logger.error("%s", err)
+        return 2
+    config = ImportConfig(
+        out=args.out, features=args.features, clip_len=args.clip_len,
+        frames_mismatch=args.frames_mismatch, feature_dim=args.feature_dim, network=args.network,
+        fps=args.fps, shard_size=args.shard_size, stats_from=args.stats_from,
+        progress=not args.no_progress,
+        created_by=f"claws {claws_version()} import-features {args.dataset}",
+    )
+    result = run_import(items, found, counts, config)
+    logger.info("%d videos imported, %d already done, %d shards written to %s",
+                result.imported, result.skipped, len(result.shards), args.out)
+    for vid, reason in result.failed:
+        logger.error("FAILED %s: %s", vid, reason)
+    if result.failed:
+        logger.error("%d videos failed (see %s); fix them and rerun to import them",
+                     len(result.failed), args.out / "failures.jsonl")
+    return 1 if result.failed else 0

@@ -1,0 +1,230 @@
+"""`claws import-features`: per-video .npy files to the same shards as `claws extract`, with the real
+UCF-Crime and ShanghaiTech list files for names, splits, labels and frame counts."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from claws.data.import_features import (
+    FrameCount, find_feature_files, index_feature_files, load_clip_features, read_frame_counts,
+)
+from claws.data.shards import ShardSet
+from claws.data.videos import DatasetError
+from claws.extract.import_features import FramesMismatch, resolve_num_frames
+from claws.pipeline.cli import main
+
+D = 6
+QUIET = ["--no-progress"]
+
+
+def raw(video_id: str, rows: int, crops: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(sum(map(ord, video_id)))
+    shape = (rows, crops, D) if crops else (rows, D)
+    return rng.normal(2.0, 1.5, shape).astype(np.float32)
+
+
+def write_case(tmp_path, counts_csv=True):
+    """Four videos: plain (T, D), 10-crop (T, 10, D), per-crop files, and one without a count."""
+    feats = tmp_path / "feats"
+    (feats / "train").mkdir(parents=True)
+    (feats / "test").mkdir()
+    np.save(feats / "train" / "cam_a.npy", raw("cam_a", 7))  # 100 frames -> 7 clips
+    np.save(feats / "train" / "cam_b_i3d.npy", raw("cam_b", 2, crops=10))  # 17 frames -> 2 clips
+    for k in range(3):
+        np.save(feats / "test" / f"cam_c__{k}.npy", raw("cam_c", 1) + k)  # 1 frame -> 1 clip
+    np.save(feats / "test" / "cam_d.npy", raw("cam_d", 5))  # no count -> 80 frames
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text("video,label,split,class\ncam_a,normal,train,\ncam_b.mp4,anomalous,train,Arson\n"
+                        "cam_c,1,test,Shooting\ncam_d,0,test,\n")
+    counts = tmp_path / "counts.csv"
+    counts.write_text("video,num_frames,fps\ncam_a,100,10\ncam_b,17,25\ncam_c,1,30\n")
+    return feats, manifest, counts
+
+
+def test_manifest_import_matches_the_extract_contract(tmp_path):
+    feats, manifest, counts = write_case(tmp_path)
+    out = tmp_path / "out"
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--network", "toy", "--fps", "12", "--out", str(out)] + QUIET
+    assert main(args) == 0
+    shards = ShardSet(out)
+    assert shards.video_ids == ["cam_a", "cam_b", "cam_c", "cam_d"] and shards.feature_dim == D
+    got = {v.video_id: (v.num_frames, v.num_clips, v.fps, v.label, v.split, v.class_name) for v in shards}
+    assert got == {"cam_a": (100, 7, 10.0, 0, "train", ""), "cam_b": (17, 2, 25.0, 1, "train", "Arson"),
+                   "cam_c": (1, 1, 30.0, 1, "test", "Shooting"), "cam_d": (80, 5, 12.0, 0, "test", "")}
+    train_raw = np.concatenate([raw("cam_a", 7), raw("cam_b", 2, crops=10).mean(axis=1)])
+    stats = shards.stats
+    assert (stats.num_videos, stats.num_clips) == (2, 9)  # training split only
+    np.testing.assert_allclose(stats.mean, train_raw.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(stats.range, train_raw.max(0) - train_raw.min(0), rtol=1e-5)
+    cam_c = np.mean([raw("cam_c", 1) + k for k in range(3)], axis=0)
+    np.testing.assert_allclose(shards.features("cam_c", raw=True), cam_c, atol=1e-5)
+    np.testing.assert_allclose(shards.features("cam_a"), (raw("cam_a", 7) - stats.mean) / stats.range,
+                               atol=1e-5)
+    ex = {v.video_id: v.extractor for v in shards}
+    assert ex["cam_b"]["crops_averaged"] == 10 and ex["cam_c"]["crops_averaged"] == 3
+    assert ex["cam_a"]["weights"] == "unknown (imported)" and ex["cam_a"]["imported"] is True
+    assert ex["cam_a"]["network"] == "imported:toy" and ex["cam_a"]["original_dim"] == D
+    assert ex["cam_a"]["source_folder"] == str(feats.resolve())
+    assert ex["cam_a"]["num_frames_source"] == "list counts.csv"
+    assert ex["cam_d"]["num_frames_source"] == "clip_len * T (no frame count)"
+    assert shards.videos["cam_b"].source_path.endswith("cam_b_i3d.npy")
+    assert main(args) == 0  # a rerun imports nothing and writes nothing
+    assert len(ShardSet(out).files) == 1
+
+
+def test_mismatch_fails_the_video_not_the_job_and_clip_trusts_rows(tmp_path, caplog):
+    feats, manifest, counts = write_case(tmp_path)
+    np.save(feats / "train" / "cam_a.npy", raw("cam_a", 32))  # a 32-segment file, 100 frames listed
+    common = ["import-features", "manifest", str(manifest), "--features", str(feats),
+              "--frame-counts", str(counts), "--fps", "12"] + QUIET
+    out = tmp_path / "strict"
+    assert main(common + ["--out", str(out)]) == 1
+    assert ShardSet(out).video_ids == ["cam_b", "cam_c", "cam_d"]
+    failure = json.loads((out / "failures.jsonl").read_text().splitlines()[0])
+    assert failure["video_id"] == "cam_a" and "needs ceil(100/16) = 7 clips" in failure["reason"]
+    assert "--frames-mismatch clip" in failure["reason"]
+    loose = tmp_path / "loose"
+    assert main(common + ["--out", str(loose), "--frames-mismatch", "clip"]) == 0
+    info = ShardSet(loose).videos["cam_a"]
+    assert (info.num_frames, info.num_clips) == (497, 32)  # clipped up into (31*16, 32*16]
+    assert info.extractor["num_frames_source"] == "list counts.csv, clipped to T"
+
+
+def test_unreadable_file_is_logged_then_a_rerun_imports_it(tmp_path):
+    feats, manifest, counts = write_case(tmp_path)
+    (feats / "test" / "cam_d.npy").write_bytes(b"\x93NUMPY garbage")
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--fps", "12", "--out", str(tmp_path / "out")] + QUIET
+    assert main(args) == 1
+    failures = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
+    assert [json.loads(f)["video_id"] for f in failures] == ["cam_d"]
+    assert "unreadable .npy" in json.loads(failures[0])["reason"]
+    before = ShardSet(tmp_path / "out")
+    np.save(feats / "test" / "cam_d.npy", raw("cam_d", 5))
+    assert main(args) == 0
+    after = ShardSet(tmp_path / "out")
+    assert after.video_ids == ["cam_a", "cam_b", "cam_c", "cam_d"] and len(after.files) == 2
+    np.testing.assert_array_equal(after.stats.mean, before.stats.mean)  # stored statistics kept
+
+
+def test_stats_from_an_earlier_run_and_pair_reduction(tmp_path):
+    feats, manifest, counts = write_case(tmp_path)
+    first = tmp_path / "first"
+    assert main(["import-features", "manifest", str(manifest), "--features", str(feats), "--fps", "12",
+                 "--frame-counts", str(counts), "--out", str(first)] + QUIET) == 0
+    test_only = tmp_path / "test_only.csv"
+    test_only.write_text("video,label,split\ncam_d,0,test\n")
+    second = tmp_path / "second"
+    assert main(["import-features", "manifest", str(test_only), "--features", str(feats), "--fps", "12",
+                 "--stats-from", str(first), "--out", str(second)] + QUIET) == 0
+    np.testing.assert_allclose(ShardSet(second).features("cam_d"), ShardSet(first).features("cam_d"))
+    halved = tmp_path / "halved"
+    assert main(["import-features", "manifest", str(manifest), "--features", str(feats), "--fps", "12",
+                 "--feature-dim", str(D // 2), "--out", str(halved)] + QUIET) == 0
+    pairs = raw("cam_a", 7).reshape(7, D // 2, 2).mean(-1)
+    np.testing.assert_allclose(ShardSet(halved).features("cam_a", raw=True), pairs, atol=1e-5)
+    assert main(["import-features", "manifest", str(test_only), "--features", str(feats), "--fps", "12",
+                 "--out", str(tmp_path / "no_train")] + QUIET) == 2  # nothing to compute stats from
+
+
+def test_missing_files_and_missing_fps_stop_before_work(tmp_path):
+    feats, manifest, counts = write_case(tmp_path)
+    (feats / "test" / "cam_d.npy").unlink()
+    base = ["import-features", "manifest", str(manifest), "--features", str(feats), "--fps", "12"] + QUIET
+    assert main(base + ["--out", str(tmp_path / "a")]) == 2
+    assert not (tmp_path / "a").exists()
+    assert main(base + ["--out", str(tmp_path / "b"), "--allow-missing"]) == 0
+    assert len(ShardSet(tmp_path / "b")) == 3
+    assert main(["import-features", "manifest", str(manifest), "--features", str(feats),
+                 "--allow-missing", "--out", str(tmp_path / "c")] + QUIET) == 2  # no fps anywhere
+
+
+def test_ucf_crime_with_the_real_lists(tmp_path, shared_data):
+    ucf = shared_data / "ucf_crime"
+    counts = {**read_frame_counts(ucf / "Train_Annotation.txt"), **read_frame_counts(ucf / "Test_Annotation.txt")}
+    names = ["Abuse001_x264", "Normal_Videos308_x264", "Arson022_x264", "Normal_Videos_872_x264"]
+    feats = tmp_path / "ucf_i3d"
+    feats.mkdir()
+    for name in names:  # RTFM layout: <name>_i3d.npy holding (T, 10, D)
+        np.save(feats / f"{name}_i3d.npy", raw(name, math.ceil(counts[name].num_frames / 16), crops=10))
+    out = tmp_path / "out"
+    assert main(["import-features", "ucf-crime", "--features", str(feats), "--train-list",
+                 str(ucf / "Anomaly_Train.txt"), "--test-annotation",
+                 str(ucf / "Temporal_Anomaly_Annotation.txt"), "--frame-counts",
+                 str(ucf / "Train_Annotation.txt"), str(ucf / "Test_Annotation.txt"),
+                 "--allow-missing", "--out", str(out)] + QUIET) == 0
+    shards = ShardSet(out)
+    assert shards.video_ids == sorted(names)
+    arson = shards.videos["Arson022_x264"]
+    assert (arson.num_frames, arson.fps, arson.label, arson.split, arson.class_name) == (
+        8640, 30.0, 1, "test", "Arson")
+    normal = shards.videos["Normal_Videos308_x264"]
+    assert (normal.label, normal.split, normal.num_frames) == (0, "train", counts[normal.video_id].num_frames)
+    assert shards.stats.num_videos == 2
+
+
+def test_shanghaitech_with_the_real_lists(tmp_path, shared_data):
+    sht = shared_data / "shanghaitech"
+    counts = read_frame_counts(sht / "SH_Test_NEW.txt")
+    assert counts["01_001"] == FrameCount(764, 0.0, "SH_Test_NEW.txt") and counts["01_0015"].num_frames == -1
+    feats = tmp_path / "sht"
+    feats.mkdir()
+    rows = {"01_0014": 20, "01_002": 9, "01_001": math.ceil(764 / 16), "01_0015": 13}
+    for name, t in rows.items():
+        np.save(feats / f"{name}_i3d.npy", raw(name, t))
+    out = tmp_path / "out"
+    assert main(["import-features", "shanghaitech", "--features", str(feats), "--train-list",
+                 str(sht / "SH_Train.txt"), "--test-list", str(sht / "SH_Test.txt"), "--frame-counts",
+                 str(sht / "SH_Test_NEW.txt"), "--allow-missing", "--out", str(out)] + QUIET) == 0
+    v = ShardSet(out).videos
+    assert (v["01_001"].num_frames, v["01_001"].split, v["01_001"].label, v["01_001"].fps) == (764, "test", 0, 24.0)
+    assert (v["01_0015"].num_frames, v["01_0015"].label) == (13 * 16, 1)  # list says -1: 16 * T
+    assert v["01_0014"].split == "train" and v["01_0014"].label == 1
+
+
+def test_frame_count_formats_of_the_real_lists(shared_data):
+    ucf = shared_data / "ucf_crime"
+    assert read_frame_counts(ucf / "Train_Annotation.txt")["Vandalism048_x264"].num_frames == 7183
+    assert read_frame_counts(ucf / "Test_Annotation.txt")["RoadAccidents021_x264"].num_frames == 155
+    new = read_frame_counts(ucf / "Temporal_Anomaly_Annotation_New.txt")
+    assert new["Abuse028_x264"].num_frames == 1412 and len(new) == 290
+    with pytest.raises(DatasetError, match="no frame count"):
+        read_frame_counts(ucf / "Temporal_Anomaly_Annotation.txt")  # the list without counts
+
+
+@pytest.mark.parametrize("rows,frames,policy,expected", [
+    (1, 1, "error", 1), (1, 16, "error", 16), (2, 17, "error", 17), (7, 100, "error", 100),
+    (6, 100, "clip", 96), (8, 100, "clip", 113), (32, 100, "clip", 497), (3, -1, "error", 48),
+])
+def test_resolve_num_frames(rows, frames, policy, expected):
+    count = FrameCount(frames, 0.0, "list.txt")
+    num_frames, _ = resolve_num_frames("v", rows, count, 16, policy)
+    assert num_frames == expected and math.ceil(num_frames / 16) == rows
+
+
+def test_resolve_num_frames_mismatch_names_the_video():
+    with pytest.raises(FramesMismatch, match="video v9: 6 feature rows"):
+        resolve_num_frames("v9", 6, FrameCount(100, 0.0, "list.txt"), 16, "error")
+
+
+def test_feature_file_index_and_shapes(tmp_path):
+    np.save(tmp_path / "a.npy", raw("a", 2))
+    np.save(tmp_path / "a_i3d.npy", raw("a", 2))
+    index = index_feature_files(tmp_path)
+    with pytest.raises(DatasetError, match="several feature files"):
+        find_feature_files(index, "a")
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "sub" / "b.npy", raw("b", 2))
+    np.save(tmp_path / "b.npy", raw("b", 2))
+    with pytest.raises(DatasetError, match="both hold video b"):
+        index_feature_files(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name, array in {"flat": np.zeros(5), "empty": np.zeros((0, D)), "nan": np.full((2, D), np.nan),
+                        "text": np.array(["x", "y"])}.items():
+        np.save(bad / f"{name}.npy", array)
+        with pytest.raises(ValueError, match=name):
+            load_clip_features([bad / f"{name}.npy"])
