@@ -5,9 +5,9 @@ hold a fast bright intruder in a contiguous stretch), then runs the same command
 `claws extract footage` (C3D with seeded RANDOM weights, since no weights are shipped: the features
 are marked as not real), `claws train` (CLAWS Net; 400 steps at lr 1e-3 on windows of 8 clips,
 since the videos are short and the paper's lr 1e-4 is meant for 100k steps), `claws score` on the
-test videos' shards and on
-one raw test video, and `claws evaluate` against the known event intervals. With random C3D weights
-the AUC shows the plumbing works end to end; it says nothing about real-footage accuracy.
+test videos' shards and on one raw test video, and `claws evaluate` against the known event
+intervals. With random C3D weights the AUC shows the plumbing works end to end; it says nothing
+about real-footage accuracy.
 """
 
 from __future__ import annotations
