@@ -1,4 +1,4 @@
-"""`claws import-features`: published per-video feature files to normalized feature shards.
+r"""`claws import-features`: published per-video feature files to normalized feature shards.
 
     claws import-features ucf-crime --features UCF_Train_ten_crop_i3d --network i3d_rgb \
         --train-list Anomaly_Train.txt --test-annotation Temporal_Anomaly_Annotation.txt \

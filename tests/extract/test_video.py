@@ -65,3 +65,24 @@ def test_sizes_decord_gets_wrong_fall_back_to_pyav(tmp_path):
     frames = synthetic_frames(20, 40, 48)  # decord 0.6 fails to copy 48x40 frames
     path = write_video(tmp_path / "v.mp4", frames)
     np.testing.assert_array_equal(decode_all(path, chunk_frames=16), frames)
+
+
+@pytest.mark.parametrize("codec,suffix", [("libx264rgb", ".mp4"), ("ffv1", ".mkv")])
+def test_slow_consumer_gets_the_same_frames_after_read_ahead_is_dropped(tmp_path, monkeypatch, codec,
+                                                                      suffix):
+    """A consumer slower than decoding makes the reader flush decord's read-ahead with a seek
+    (bounded memory); the frames must still be exactly the ones written, across keyframes."""
+    import time
+
+    frames = synthetic_frames(90, 32, 40)
+    path = write_video(tmp_path / f"v{suffix}", frames, codec=codec)  # x264: one keyframe, seeks decode
+    reader = open_video(path, False)
+    flushes = []
+    original = reader._drop_read_ahead
+    monkeypatch.setattr(reader, "_drop_read_ahead", lambda: (flushes.append(1), original()))
+    chunks = []
+    for chunk in reader.chunks(16):
+        chunks.append(chunk)
+        time.sleep(0.05)  # slower than decoding 16 tiny frames
+    np.testing.assert_array_equal(np.concatenate(chunks), frames)
+    assert len(flushes) == 5  # after every chunk but the last
