@@ -6,9 +6,13 @@ Shapes: N points of all videos concatenated, video v owning rows offsets[v] .. o
 k-means++ seeding (Arthur & Vassilvitskii 2007: first centre uniform, each next one drawn with
 probability proportional to the squared distance to the nearest chosen centre) is done for all
 videos together by inverse-CDF sampling on one global cumulative sum, then Lloyd iterations with
-scatter-adds until no assignment changes or max_iter. An empty cluster keeps its previous centre.
-Everything stays on the input's device; the only device-to-host transfer per iteration is the
-one-element "did anything change" flag. The seed fixes the result.
+scatter-adds until at most `tol` of the points change cluster (default 1e-4 of N, like
+scikit-learn's tolerance it stops Lloyd's long tail of single-point moves; tol=0 runs to an exact
+fixed point) or max_iter. An empty cluster keeps its previous centre. Distances use
+||x||^2 - 2 x.c + ||c||^2 with ||x||^2 computed once, so an iteration reads the (N, k, D) gathered
+centres once instead of building three (N, k, D) temporaries. Everything stays on the input's
+device; the only device-to-host transfer per iteration is the one-element count of moved points.
+The seed fixes the result.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-CHUNK = 32_768  # points per distance block; bounds the (chunk, D) temporaries
+VIDEOS_PER_BLOCK = 16  # videos per distance matmul: cost N x 16k x D, temporaries n_b x 16k
 
 
 class KMeansResult(NamedTuple):
@@ -30,25 +34,56 @@ class KMeansResult(NamedTuple):
     iterations: int  # Lloyd iterations run
 
 
-def _squared_distances(points: Tensor, group: Tensor, centres: Tensor) -> Tensor:
-    """(N, k) squared distance of each point to each centre of its own video, in chunks."""
-    out = points.new_empty(len(points), centres.shape[1], dtype=torch.float32)
-    for start in range(0, len(points), CHUNK):
-        rows = slice(start, start + CHUNK)
-        own = centres[group[rows]]  # (n, k, D)
-        out[rows] = (points[rows].float().unsqueeze(1) - own).pow(2).sum(-1)
-    return out
+def _video_blocks(
+    counts: Tensor, videos_per_block: int = VIDEOS_PER_BLOCK
+) -> list[tuple[int, int, int, int]]:
+    """(first video, end video, first row, end row) of consecutive blocks of videos.
+
+    Computed once per clustering from the counts (the one host copy besides the moved counts).
+    """
+    sizes = counts.tolist()
+    blocks, row = [], 0
+    for first in range(0, len(sizes), videos_per_block):
+        end = min(len(sizes), first + videos_per_block)
+        rows = sum(sizes[first:end])
+        blocks.append((first, end, row, row + rows))
+        row += rows
+    return blocks
+
+
+def _squared_distances(
+    points: Tensor, group: Tensor, centres: Tensor, point_norms: Tensor,
+    blocks: list[tuple[int, int, int, int]],
+) -> Tensor:
+    """(N, k) squared distance of each point to each centre of its own video.
+
+    ||x||^2 - 2 x.c + ||c||^2, with x.c from one dense matmul per block of videos (the block's
+    points against the block's V_b * k centres, then each point's own k columns picked), which is
+    much faster than gathering an (N, k, D) tensor of every point's own centres.
+    """
+    num_videos, k, dim = centres.shape
+    out = points.new_empty(len(points), k, dtype=torch.float32)
+    centre_norms = centres.pow(2).sum(-1)  # (V, k)
+    columns = torch.arange(k, device=points.device)
+    for first, end, row0, row1 in blocks:
+        x = points[row0:row1].float()  # (n_b, D)
+        dots = x @ centres[first:end].reshape(-1, dim).T  # (n_b, V_b * k)
+        local = (group[row0:row1] - first) * k
+        own = dots.gather(1, local.unsqueeze(1) + columns)  # (n_b, k)
+        out[row0:row1] = point_norms[row0:row1].unsqueeze(1) - 2 * own + centre_norms[group[row0:row1]]
+    return out.clamp_(min=0)
 
 
 def _seed_centres(points: Tensor, group: Tensor, offsets: Tensor, counts: Tensor, k: int,
-                  generator: torch.Generator) -> Tensor:
+                  generator: torch.Generator, point_norms: Tensor, blocks: list) -> Tensor:
     """k-means++ initial centres (V, k, D) for every video at once."""
     num_videos, device = len(counts), points.device
     centres = points.new_zeros(num_videos, k, points.shape[1], dtype=torch.float32)
     draw = torch.rand(num_videos, generator=generator).to(device)
     first = offsets + torch.minimum((draw * counts).long(), counts - 1)
     centres[:, 0] = points[first].float()
-    nearest = _squared_distances(points, group, centres[:, :1])[:, 0].double()  # (N,)
+    nearest = _squared_distances(points, group, centres[:, :1], point_norms, blocks)
+    nearest = nearest[:, 0].double()  # (N,)
     for j in range(1, k):
         cumulative = torch.cumsum(nearest, 0)
         before = torch.where(offsets > 0, cumulative[(offsets - 1).clamp(min=0)], 0.0)
@@ -58,7 +93,8 @@ def _seed_centres(points: Tensor, group: Tensor, offsets: Tensor, counts: Tensor
         chosen = torch.minimum(torch.maximum(chosen, offsets), offsets + counts - 1)
         chosen = torch.where(total > 0, chosen, first)  # all points equal: any point will do
         centres[:, j] = points[chosen].float()
-        new = _squared_distances(points, group, centres[:, j : j + 1])[:, 0].double()
+        new = _squared_distances(points, group, centres[:, j : j + 1], point_norms, blocks)
+        new = new[:, 0].double()
         nearest = torch.minimum(nearest, new)
     return centres
 
@@ -74,7 +110,8 @@ def _update_centres(points: Tensor, key: Tensor, centres: Tensor) -> Tensor:
 
 
 def batched_kmeans(
-    points: Tensor, counts: Tensor, k: int = 2, max_iter: int = 100, seed: int = 0
+    points: Tensor, counts: Tensor, k: int = 2, max_iter: int = 100, seed: int = 0,
+    tol: float = 1e-4,
 ) -> KMeansResult:
     """Cluster the points of every video into k clusters, all videos at once.
 
@@ -84,6 +121,7 @@ def batched_kmeans(
         k: clusters per video.
         max_iter: upper bound on Lloyd iterations.
         seed: seeds the k-means++ draws (a CPU generator, so results match across devices).
+        tol: stop when at most this fraction of all points changed cluster (0: exact fixed point).
 
     Returns:
         KMeansResult; a video with fewer than k distinct points gets duplicate centres and all
@@ -97,17 +135,21 @@ def batched_kmeans(
     generator = torch.Generator().manual_seed(seed)
     offsets = torch.cumsum(counts, 0) - counts
     group = torch.repeat_interleave(torch.arange(len(counts), device=points.device), counts)
-    centres = _seed_centres(points, group, offsets, counts, k, generator)
+    point_norms = points.float().pow(2).sum(1)
+    blocks = _video_blocks(counts)
+    centres = _seed_centres(points, group, offsets, counts, k, generator, point_norms, blocks)
     assignments = torch.full_like(group, -1)
+    allowed = int(tol * len(points))
     iterations = 0
     for iterations in range(1, max_iter + 1):
-        new = _squared_distances(points, group, centres).argmin(1)
-        changed = bool((new != assignments).any())  # the one scalar that leaves the device
+        new = _squared_distances(points, group, centres, point_norms, blocks).argmin(1)
+        moved = int((new != assignments).sum())  # the one scalar that leaves the device
         assignments = new
-        if not changed:
+        if moved <= allowed:
             break
         centres = _update_centres(points, group * k + assignments, centres)
-    final = _squared_distances(points, group, centres).gather(1, assignments[:, None])[:, 0]
+    final = _squared_distances(points, group, centres, point_norms, blocks)
+    final = final.gather(1, assignments[:, None])[:, 0]
     inertia = torch.zeros(len(counts), dtype=torch.float64, device=points.device)
     inertia.index_add_(0, group, final.double())
     return KMeansResult(assignments, centres, inertia, iterations)
