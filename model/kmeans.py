@@ -70,7 +70,8 @@ def _squared_distances(
         dots = x @ centres[first:end].reshape(-1, dim).T  # (n_b, V_b * k)
         local = (group[row0:row1] - first) * k
         own = dots.gather(1, local.unsqueeze(1) + columns)  # (n_b, k)
-        out[row0:row1] = point_norms[row0:row1].unsqueeze(1) - 2 * own + centre_norms[group[row0:row1]]
+        rows = slice(row0, row1)
+        out[rows] = point_norms[rows].unsqueeze(1) - 2 * own + centre_norms[group[rows]]
     return out.clamp_(min=0)
 
 
