@@ -70,7 +70,8 @@ def main() -> None:
 
     torch.set_num_threads(config.cpu_threads)  # as inside `claws train`
     start = time.perf_counter()
-    assignments, figures = cluster_assignments(model, videos, config.kmeans_max_iter, seed=0)
+    assignments, figures = cluster_assignments(model, videos, config.kmeans_max_iter, seed=0,
+                                               tol=config.kmeans_tol)
     cluster_subset_s = time.perf_counter() - start
     order = torch.randperm(len(videos.window_clips))
     step_seconds = {}

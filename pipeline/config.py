@@ -53,6 +53,7 @@ class TrainConfig:
     alpha: float = 1.0  # upper bound of the normal-video clustering loss (Eq. 2, paper 4.3)
     cluster_min_distance: float = 1e-6  # guard: 1/d uses max(d, this) (bounds L_c at 1e6)
     kmeans_max_iter: int = 100  # Lloyd iterations per epoch's 2-means at most
+    kmeans_tol: float = 1e-3  # stop the epoch's 2-means once at most this share of clips moved
     mil_segments: int = 32  # MIL: segments per video (Sultani et al.)
     mil_videos_per_class: int = 30  # MIL: anomalous and normal videos per step (30 + 30)
     mil_smoothness: float = 8e-5  # MIL: weight of the smoothness term
@@ -170,6 +171,8 @@ def _check_ranges(config: TrainConfig) -> None:
     for key in positive:
         if not getattr(config, key) > 0:
             raise ValueError(f"config: {key} must be > 0, got {getattr(config, key)}")
+    if not 0.0 <= config.kmeans_tol < 1.0:
+        raise ValueError(f"config: kmeans_tol must be in [0, 1), got {config.kmeans_tol}")
     if not 0.0 <= config.val_fraction < 1.0:
         raise ValueError(f"config: val_fraction must be in [0, 1), got {config.val_fraction}")
     if not 0.0 <= config.dropout < 1.0:

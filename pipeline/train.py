@@ -119,7 +119,7 @@ class Trainer:
         if self.config.clustering:
             self.assignments, figures = cluster_assignments(
                 self.model, self.data.train, self.config.kmeans_max_iter,
-                self.config.seed * 1_000_003 + self.epoch)
+                self.config.seed * 1_000_003 + self.epoch, self.config.kmeans_tol)
             self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
 
     def _losses(self) -> tuple[dict, dict]:

@@ -25,7 +25,7 @@ REPRESENTATION_CHUNK = 1024  # windows per no-grad forward when computing the re
 
 @torch.no_grad()
 def cluster_assignments(
-    model: ClawsNet, videos: VideoSet, max_iter: int, seed: int
+    model: ClawsNet, videos: VideoSet, max_iter: int, seed: int, tol: float = 1e-3
 ) -> tuple[Tensor, dict]:
     """2-means of every video's detached FC-1 x NSM-1 representation (paper 3.4, DESIGN.md).
 
@@ -46,7 +46,8 @@ def cluster_assignments(
             representation = chunk.new_empty(len(videos.features), chunk.shape[-1])
         representation[clips[valid]] = chunk[valid]
     represented = time.perf_counter()
-    result = batched_kmeans(representation, videos.counts, k=2, max_iter=max_iter, seed=seed)
+    result = batched_kmeans(representation, videos.counts, k=2, max_iter=max_iter, seed=seed,
+                            tol=tol)
     sizes = torch.zeros(len(videos.counts), device=rows.device).index_add_(
         0, torch.repeat_interleave(torch.arange(len(videos.counts), device=rows.device), videos.counts),
         result.assignments.float(),
@@ -134,7 +135,8 @@ def validate(model: torch.nn.Module, videos: VideoSet, config: TrainConfig, seed
     if isinstance(model, ClawsNet):
         assignments = None
         if config.clustering:
-            assignments, _ = cluster_assignments(model, videos, config.kmeans_max_iter, seed)
+            assignments, _ = cluster_assignments(model, videos, config.kmeans_max_iter, seed,
+                                                 config.kmeans_tol)
         terms = _claws_validation_losses(model, videos, assignments, config)
     else:
         per_class = int(videos.labels.bincount(minlength=2).min())
