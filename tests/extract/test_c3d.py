@@ -228,3 +228,26 @@ def test_default_precision_follows_the_device_and_cpu_features(monkeypatch) -> N
 def test_module_is_a_plain_nn_module() -> None:
     model = C3D()
     assert isinstance(model, nn.Module) and model.pool5.ceil_mode and model.pool5.padding == 0
+
+
+def test_gathered_resize_matches_torch_bilinear(shared_data):
+    """The 2x2-tap gather resize equals F.interpolate (bilinear, half-pixel centres, no
+    antialias) rounded to uint8, up to float rounding order, on real frames and odd sizes."""
+    import decord
+    import torch.nn.functional as F
+
+    from claws.extract.c3d import _resize_uint8
+
+    reader = decord.VideoReader(str(shared_data / "videos" / "vtest.avi"))
+    real = torch.from_numpy(reader.get_batch(list(range(16))).asnumpy())  # (F, H, W, 3)
+    generator = torch.Generator().manual_seed(0)
+    odd = torch.randint(0, 256, (4, 37, 53, 3), dtype=torch.uint8, generator=generator)
+    for frames in (real, odd):
+        reference = F.interpolate(frames.permute(0, 3, 1, 2).float(), size=(128, 171),
+                                  mode="bilinear", align_corners=False, antialias=False)
+        reference = reference.add(0.5).floor().clamp(0, 255)
+        ours = _resize_uint8(frames)
+        assert ours.shape == reference.shape
+        differ = (ours != reference)
+        assert float((ours - reference).abs().max()) <= 1.0
+        assert differ.float().mean() < 1e-3
