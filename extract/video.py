@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -110,7 +109,6 @@ class VideoFileReader:
         decoded = 0
         for start in range(0, self.reported_frames, chunk_frames):
             stop = min(start + chunk_frames, self.reported_frames)
-            began = time.perf_counter()
             try:
                 chunk = self._reader.get_batch(list(range(start, stop))).asnumpy()
                 if chunk.ndim != 4 or chunk.shape[-1] != 3:
@@ -124,10 +122,8 @@ class VideoFileReader:
                 chunk = self._frame_by_frame(start, stop)
             if len(chunk):
                 decoded += len(chunk)
-                decode_s = time.perf_counter() - began
-                handed_at = time.perf_counter()
                 yield chunk
-                if time.perf_counter() - handed_at > decode_s and stop < self.reported_frames:
+                if stop < self.reported_frames:
                     self._drop_read_ahead()
             if len(chunk) < stop - start:
                 logger.warning(

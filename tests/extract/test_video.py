@@ -70,7 +70,7 @@ def test_sizes_decord_gets_wrong_fall_back_to_pyav(tmp_path):
 @pytest.mark.parametrize("codec,suffix", [("libx264rgb", ".mp4"), ("ffv1", ".mkv")])
 def test_slow_consumer_gets_the_same_frames_after_read_ahead_is_dropped(tmp_path, monkeypatch, codec,
                                                                       suffix):
-    """A consumer slower than decoding makes the reader flush decord's read-ahead with a seek
+    """The reader flushes decord's read-ahead with a seek after every chunk
     (bounded memory); the frames must still be exactly the ones written, across keyframes."""
     import time
 
