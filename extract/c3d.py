@@ -50,6 +50,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 # bench/c3d.py checks bf16 fc6 against fp32 with this bar (measured: 0.99998 on vtest.avi clips).
 MIN_BF16_COSINE = 0.999
 BGR = [2, 1, 0]  # RGB -> BGR channel order (Caffe reads frames with OpenCV)
+RESIZE_FRAMES = 16  # frames resized per step: bounds the float temporaries to ~8 MB at 768 wide
 
 
 def _conv(cin: int, cout: int) -> nn.Conv3d:
@@ -161,7 +162,10 @@ def _resize_uint8(frames: torch.Tensor) -> torch.Tensor:
         return w0 * rows[:, :, x0].float() + w1 * rows[:, :, x1].float()
 
     h0, h1 = h0.view(1, -1, 1, 1), h1.view(1, -1, 1, 1)
-    out = h0 * across(frames[:, y0]) + h1 * across(frames[:, y1])
+    out = torch.empty(len(frames), *RESIZE_HW, 3)
+    for i in range(0, len(frames), RESIZE_FRAMES):  # one clip at a time bounds the temporaries
+        part = frames[i : i + RESIZE_FRAMES]
+        out[i : i + RESIZE_FRAMES] = h0 * across(part[:, y0]) + h1 * across(part[:, y1])
     return out.add_(0.5).floor_().clamp_(0, 255).permute(0, 3, 1, 2)
 
 
