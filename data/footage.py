@@ -10,11 +10,11 @@ train/test or empty. Video ids are file stems and must be unique.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from claws.data.videos import (
-    FRAME_SUFFIXES, VIDEO_SUFFIXES, DatasetError, VideoItem, check_unique, parse_label, parse_split,
+    FRAME_SUFFIXES, VIDEO_SUFFIXES, DatasetError, VideoItem, check_unique, manifest_rows,
+    parse_split, row_label_split,
 )
 
 _LABEL_FOLDERS = {"normal": 0, "anomalous": 1, "abnormal": 1, "anomaly": 1}
@@ -68,24 +68,14 @@ def folder_items(root: Path, split: str = "") -> list[VideoItem]:
 def manifest_items(manifest: Path) -> list[VideoItem]:
     """Videos of a CSV manifest `path,label,split` (header required)."""
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise DatasetError(f"manifest {manifest} does not exist")
-    with manifest.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise DatasetError(f"{manifest}: needs a header line 'path,label,split'")
-        items = []
-        for n, row in enumerate(reader, 2):
-            where = f"{manifest}:{n}"
-            path = Path(row["path"].strip())
-            path = path if path.is_absolute() else manifest.parent / path
-            if not path.exists():
-                raise DatasetError(f"{where}: {path} does not exist")
-            items.append(VideoItem(
-                path.stem if path.is_file() else path.name, path,
-                parse_label(row.get("label") or "", where), parse_split(row.get("split") or "", where),
-                is_frame_folder=path.is_dir(),
-            ))
+    items = []
+    for where, row in manifest_rows(manifest, "path", "path,label,split"):
+        path = Path(row["path"].strip())
+        path = path if path.is_absolute() else manifest.parent / path
+        if not path.exists():
+            raise DatasetError(f"{where}: {path} does not exist")
+        items.append(VideoItem(path.stem if path.is_file() else path.name, path,
+                               *row_label_split(row, where), is_frame_folder=path.is_dir()))
     if not items:
         raise DatasetError(f"{manifest}: no videos listed")
     return check_unique(items, str(manifest))

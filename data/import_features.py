@@ -27,7 +27,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from claws.data.videos import DatasetError, VideoItem, check_unique, parse_label, parse_split, read_lines
+from claws.data.videos import (
+    DatasetError, VideoItem, check_unique, manifest_rows, read_lines, row_label_split,
+)
 
 FEATURE_SUFFIX = ".npy"
 # Endings that repositories append to the video name in feature file names.
@@ -110,23 +112,13 @@ def read_frame_counts(path: Path) -> dict[str, FrameCount]:
 
 def read_import_manifest(path: Path) -> list[VideoItem]:
     """Videos of a CSV `video,label,split[,class]` (header required; label anomalous/normal/1/0/-1)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"manifest {path} does not exist")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "video" not in reader.fieldnames:
-            raise DatasetError(f"{path}: needs a header line 'video,label,split[,class]'")
-        items = []
-        for n, row in enumerate(reader, 2):
-            where = f"{path}:{n}"
-            video_id = _video_id(row["video"].strip())
-            if not video_id:
-                raise DatasetError(f"{where}: empty video name")
-            items.append(VideoItem(
-                video_id, None, parse_label(row.get("label") or "", where),
-                parse_split(row.get("split") or "", where), (row.get("class") or "").strip(),
-            ))
+    items = []
+    for where, row in manifest_rows(path, "video", "video,label,split[,class]"):
+        video_id = _video_id(row["video"].strip())
+        if not video_id:
+            raise DatasetError(f"{where}: empty video name")
+        items.append(VideoItem(video_id, None, *row_label_split(row, where),
+                               (row.get("class") or "").strip()))
     if not items:
         raise DatasetError(f"{path}: no videos listed")
     return check_unique(items, str(path))

@@ -7,10 +7,11 @@ file (decoded with decord) or a folder of JPEG/PNG frames (`is_frame_folder`).
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,30 @@ def read_lines(path: Path, what: str) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"{what} {path} does not exist; pass the right file")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def manifest_rows(path: Path, key: str, header: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(where, row) of a CSV manifest whose header must name column `key`; `where` is file:line.
+
+    Args:
+        path: the CSV file.
+        key: the column every row needs (e.g. "path" or "video").
+        header: the expected header, quoted in the error message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"manifest {path} does not exist")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or key not in reader.fieldnames:
+            raise DatasetError(f"{path}: needs a header line '{header}'")
+        for n, row in enumerate(reader, 2):
+            yield f"{path}:{n}", row
+
+
+def row_label_split(row: dict[str, str], where: str) -> tuple[int, str]:
+    """The label and split columns of a manifest row (both optional)."""
+    return parse_label(row.get("label") or "", where), parse_split(row.get("split") or "", where)
 
 
 def source_size(path: Path) -> int:
