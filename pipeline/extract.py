@@ -57,11 +57,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
                    help="decoding worker processes per rank")
     p.add_argument("--chunk-clips", type=int, default=8, help="clips decoded at a time per worker")
+    add_shard_output_options(p, missing="that are not found")
+
+
+def add_shard_output_options(p: argparse.ArgumentParser, missing: str) -> None:
+    """Options every command that writes shards shares (extract, import-features)."""
     p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
     p.add_argument("--stats-from", type=Path, default=None,
                    help="normalize with the statistics of an earlier run (shard dir/file or checkpoint)")
     p.add_argument("--allow-missing", action="store_true",
-                   help="skip listed videos that are not found instead of stopping")
+                   help=f"skip listed videos {missing} instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

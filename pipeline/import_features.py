@@ -35,7 +35,7 @@ from claws.extract.clips import CLIP_LEN
 from claws.extract.import_features import (
     MISMATCH_POLICIES, ImportConfig, locate_features, run_import, video_fps,
 )
-from claws.pipeline.extract import claws_version
+from claws.pipeline.extract import add_shard_output_options, claws_version
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +58,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="what produced the features, recorded as 'imported:NAME' (e.g. c3d_fc6, i3d_rgb)")
     p.add_argument("--fps", type=float, default=0.0,
                    help="frame rate when the frame-count list has none (default: the dataset's)")
-    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
-    p.add_argument("--stats-from", type=Path, default=None,
-                   help="normalize with the statistics of an earlier run (shard dir/file or checkpoint)")
-    p.add_argument("--allow-missing", action="store_true",
-                   help="skip listed videos without a feature file instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_shard_output_options(p, missing="without a feature file")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
