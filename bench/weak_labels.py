@@ -85,8 +85,9 @@ def frame_auc(run: Path, shards: Path, truth: dict) -> float:
     ckpt = load_checkpoint(run)
     window = ckpt.config["window"]
     scores, labels = [], []
-    for info in ShardSet(shards).select(split="test"):
-        feats = torch.from_numpy(ShardSet(shards).features(info.video_id))
+    shard_set = ShardSet(shards)
+    for info in shard_set.select(split="test"):
+        feats = torch.from_numpy(shard_set.features(info.video_id))
         clip = clip_scores(ckpt.model, feats, window).numpy()
         scores.append(clip_scores_to_frame_scores(clip, info.num_frames))
         labels.append(truth[info.video_id])

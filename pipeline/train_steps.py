@@ -36,7 +36,6 @@ def cluster_assignments(
         (N,) int64 cluster of every clip on the data's device, and a dict of figures.
     """
     start = time.perf_counter()
-    rows = videos.window_clips[videos.window_valid]  # (N,) each clip once
     representation = None
     for first in range(0, len(videos.window_clips), REPRESENTATION_CHUNK):
         clips = videos.window_clips[first : first + REPRESENTATION_CHUNK]
@@ -48,8 +47,9 @@ def cluster_assignments(
     represented = time.perf_counter()
     result = batched_kmeans(representation, videos.counts, k=2, max_iter=max_iter, seed=seed,
                             tol=tol)
-    sizes = torch.zeros(len(videos.counts), device=rows.device).index_add_(
-        0, torch.repeat_interleave(torch.arange(len(videos.counts), device=rows.device), videos.counts),
+    device = videos.counts.device
+    sizes = torch.zeros(len(videos.counts), device=device).index_add_(
+        0, torch.repeat_interleave(torch.arange(len(videos.counts), device=device), videos.counts),
         result.assignments.float(),
     )
     single = int(((sizes == 0) | (sizes == videos.counts)).sum())
