@@ -3,16 +3,17 @@
 Users often hold the per-video feature files that other repositories published instead of the
 videos. This module reads what is on disk:
 
-- Feature files: one `.npy` per video, `(T, D)` (one row per 16-frame clip) or `(T, crops, D)`
-  (e.g. the 10-crop I3D/C3D files of RTFM-style repositories; the crops are averaged), or one
-  `.npy` per crop named `<video>__<k>.npy` (k = 0..crops-1, each `(T, D)`; averaged too). A file
-  is matched to a listed video by its stem, either equal to the video id or the id followed by
-  one of FEATURE_SUFFIXES (`Abuse028_x264_i3d.npy` is video `Abuse028_x264`).
+- Per-clip feature files: one `.npy` per video (or one array per video in an `.npz`), `(T, D)`
+  (one row per 16-frame clip) or `(T, crops, D)` (e.g. the 10-crop I3D/C3D files of RTFM-style
+  repositories; the crops are averaged), or one `.npy` per crop named `<video>__<k>.npy`
+  (k = 0..crops-1, each `(T, D)`; averaged too). Which file belongs to which video:
+  claws.data.feature_sources; segment-pooled files: claws.data.segment_features.
 - Frame-count lists (`read_frame_counts`), any of: UCF-Crime `Train_Annotation.txt`
   (`Class/name.mp4 NUM_FRAMES`) and `Test_Annotation.txt` (`Class/name.mp4 NUM_FRAMES Class s1 e1
   s2 e2`), `Temporal_Anomaly_Annotation_New.txt` (`name.mp4 Class s1 e1 s2 e2 NUM_FRAMES`),
-  ShanghaiTech `SH_Test_NEW.txt` (`name,label,num_frames`, -1 = unknown), or a generic CSV with
-  the header `video,num_frames[,fps]`.
+  ShanghaiTech `SH_Test_NEW.txt` (`name,label,num_frames`, -1 = unknown), or a generic CSV whose
+  header names the columns `video,num_frames[,fps]` (other columns are ignored; a video may appear
+  on several rows when they agree, as in the ucf_c3d32 pack's index.csv).
 - An import manifest (`read_import_manifest`): CSV with the header `video,label,split[,class]`.
 
 Shapes: T clips, D feature dim.
@@ -21,24 +22,15 @@ Shapes: T clips, D feature dim.
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from claws.data.feature_sources import FeatureFileError, read_array
 from claws.data.videos import (
     DatasetError, VideoItem, check_unique, manifest_rows, read_lines, row_label_split,
 )
-
-FEATURE_SUFFIX = ".npy"
-# Endings that repositories append to the video name in feature file names.
-FEATURE_SUFFIXES = ("_i3d", "_c3d", "_x3d", "_s3d", "_r3d", "_fc6", "_feature", "_features", "_feat")
-_CROP = re.compile(r"^(?P<base>.+)__(?P<crop>\d+)$")
-
-
-class FeatureFileError(ValueError):
-    """A feature file cannot be read or has the wrong shape; the message names the file."""
 
 
 class FrameCount(NamedTuple):
@@ -70,15 +62,26 @@ def _count(text: str, where: str) -> int:
 
 
 def _csv_counts(path: Path) -> dict[str, FrameCount]:
-    counts = {}
+    counts: dict[str, FrameCount] = {}
+    lines: dict[str, int] = {}
     with path.open(newline="") as f:
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(f, skipinitialspace=True)
         if not reader.fieldnames or not {"video", "num_frames"} <= set(reader.fieldnames):
-            raise DatasetError(f"{path}: a frame-count CSV needs the header 'video,num_frames[,fps]'")
+            raise DatasetError(f"{path}: a frame-count CSV needs the columns 'video,num_frames[,fps]'")
         for n, row in enumerate(reader, 2):
-            fps = float(row.get("fps") or 0.0)
-            counts[_video_id(row["video"].strip())] = FrameCount(
-                _count(row["num_frames"], f"{path}:{n}"), fps, path.name)
+            where = f"{path}:{n}"
+            try:
+                fps = float(row.get("fps") or 0.0)
+            except ValueError as err:
+                raise DatasetError(f"{where}: fps {row['fps']!r} is not a number") from err
+            vid = _video_id((row["video"] or "").strip())
+            count = FrameCount(_count(row["num_frames"] or "", where), fps, path.name)
+            old = counts.get(vid)
+            if old is not None and old != count:
+                raise DatasetError(f"{where}: video {vid} has {count.num_frames} frames (fps {fps}) "
+                                   f"but line {lines[vid]} says {old.num_frames} (fps {old.fps}); "
+                                   "fix one of the rows")
+            counts[vid], lines[vid] = count, lines.get(vid, n)
     return counts
 
 
@@ -124,55 +127,20 @@ def read_import_manifest(path: Path) -> list[VideoItem]:
     return check_unique(items, str(path))
 
 
-def index_feature_files(folder: Path) -> dict[str, list[Path]]:
-    """Feature files anywhere under `folder` by file key (stem without `__<crop>`).
-
-    Returns:
-        key -> files (one file, or the crop files in crop order).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"feature folder {folder} is not a directory")
-    found: dict[str, dict[int, Path]] = {}
-    for path in sorted(folder.rglob(f"*{FEATURE_SUFFIX}")):
-        m = _CROP.match(path.stem)
-        key, crop = (m["base"], int(m["crop"])) if m else (path.stem, -1)
-        crops = found.setdefault(key, {})
-        if crop in crops or (crops and (crop == -1) != (-1 in crops)):
-            other = next(iter(crops.values()))
-            raise DatasetError(f"{path} and {other} both hold video {key}; keep one of them")
-        crops[crop] = path
-    return {key: [crops[c] for c in sorted(crops)] for key, crops in found.items()}
-
-
-def find_feature_files(index: dict[str, list[Path]], video_id: str) -> list[Path] | None:
-    """The file(s) of one video: stem equal to its id or its id plus a FEATURE_SUFFIXES ending."""
-    keys = [k for k in (video_id, *(video_id + s for s in FEATURE_SUFFIXES)) if k in index]
-    if len(keys) > 1:
-        raise DatasetError(
-            f"video {video_id}: several feature files match ({', '.join(str(index[k][0]) for k in keys)})"
-        )
-    return index[keys[0]] if keys else None
-
-
-def _load(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise FeatureFileError(f"{path}: unreadable .npy ({err}); replace the file") from err
-    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
-        raise FeatureFileError(f"{path}: not a numeric array ({getattr(array, 'dtype', type(array))})")
-    return array
-
-
-def load_clip_features(paths: list[Path]) -> ClipFeatures:
+def load_clip_features(paths: Sequence[Path], key: str | None = None) -> ClipFeatures:
     """One video's (T, D) features from a (T, D) / (T, crops, D) file or from per-crop files.
 
+    Args:
+        paths: one .npy or .npz, or the per-crop .npy files in crop order.
+        key: the video's array in an .npz holding one array per video (None for .npy).
+
     Raises:
-        FeatureFileError: unreadable file, wrong rank, zero clips, crops of different shapes,
-            NaN or inf; the message names the file.
+        FeatureFileError: unreadable file, wrong rank, zero rows, crops of different shapes,
+            NaN or inf; the message names the file (and the npz key).
     """
-    arrays = [_load(p) for p in paths]
+    paths = [Path(p) for p in paths]
+    where = f"{paths[0]}[{key}]" if key is not None else str(paths[0])
+    arrays = [read_array(p, key) for p in paths]
     if len(arrays) > 1:
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1 or arrays[0].ndim != 2:
@@ -185,11 +153,11 @@ def load_clip_features(paths: list[Path]) -> ClipFeatures:
         array = arrays[0]
     if array.ndim not in (2, 3) or array.shape[0] == 0 or array.shape[-1] == 0:
         raise FeatureFileError(
-            f"{paths[0]}: features of shape {array.shape}; expected (T, D) or (T, crops, D) with T > 0"
+            f"{where}: features of shape {array.shape}; expected (T, D) or (T, crops, D) with T > 0"
         )
     crops = array.shape[1] if array.ndim == 3 else 1
     features = array.astype(np.float64).mean(axis=1) if array.ndim == 3 else array
     features = np.asarray(features, dtype=np.float32)
     if not np.isfinite(features).all():
-        raise FeatureFileError(f"{paths[0]}: features contain NaN or inf")
+        raise FeatureFileError(f"{where}: features contain NaN or inf")
     return ClipFeatures(features, crops, list(paths), sum(p.stat().st_size for p in paths))

@@ -1,19 +1,24 @@
 """Import published per-video feature files into normalized shards, like an extraction job.
 
 The same two phases as `claws.extract.job`: phase 1 reads each listed video's feature file(s)
-(claws.data.import_features), checks them against the video's frame count and stores the RAW
-features as a work file (claws.extract.resume); a failure is logged in OUT/failures.jsonl and the
-rest goes on. Phase 2 picks the normalization statistics (training split only, or `stats_from`,
-or those already stored in OUT) and writes the shards (claws.extract.finalize). A rerun skips
-every video already imported.
+(per clip: claws.data.import_features; segment-pooled, `segments=N`:
+claws.extract.import_segments), checks them against the video's frame count and stores the RAW
+per-clip features as a work file (claws.extract.resume); a failure is logged in
+OUT/failures.jsonl and the rest goes on. Phase 2 picks the normalization statistics (training
+split only, or `stats_from`, or those already stored in OUT) and writes the shards
+(claws.extract.finalize). A rerun skips every video already imported.
 
-Frame counts: a video's num_frames comes from a frame-count list; ceil(num_frames / clip_len)
-must equal the file's T (its clip count), otherwise the video fails with a message saying what
-to do, unless `frames_mismatch="clip"`, which trusts T and clips num_frames into the range
-T can cover, ((T-1)*clip_len, T*clip_len]. Without a frame count, num_frames = clip_len * T.
-How num_frames was obtained is recorded per video in the extractor dict (`num_frames_source`).
+Frame counts (per-clip mode): a video's num_frames comes from a frame-count list;
+ceil(num_frames / clip_len) must equal the file's T (its clip count), otherwise the video fails
+with a message saying what to do, unless `frames_mismatch="clip"`, which trusts T and clips
+num_frames into the range T can cover, ((T-1)*clip_len, T*clip_len]. Without a frame count,
+num_frames = clip_len * T. Segment mode has its own rules (claws.extract.import_segments). How
+num_frames was obtained is recorded per video in the extractor dict (`num_frames_source`).
 
-Shapes: T clips, D feature dim (D_file = 2 D when adjacent pairs are averaged).
+Rows are L2-normalised first when asked (`l2_normalize`, each row in the file's dimension; a
+row of zeros stays zero), then reduced to `feature_dim` (mean of adjacent pairs).
+
+Shapes: T clips, N segments, D feature dim (D_file = 2 D when adjacent pairs are averaged).
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from claws.data.import_features import (
-    FeatureFileError, FrameCount, find_feature_files, index_feature_files, load_clip_features,
-)
+from claws.data.feature_sources import FeatureEntry, FeatureFileError, peek_feature_dim
+from claws.data.import_features import FrameCount, load_clip_features
+from claws.data.segment_features import read_bounds_file
 from claws.data.shards import VideoRecord
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.clips import CLIP_LEN, TAIL_POLICY, num_clips
 from claws.extract.distributed import Rank
+from claws.extract.import_segments import SegmentOptions, SegmentsMismatch, read_segment_clips
 from claws.extract.finalize import existing_stats, resolve_stats, write_shards
 from claws.extract.resume import (
     check_same_extractor, log_failure, shard_videos, work_files, write_work,
@@ -52,7 +58,7 @@ class ImportConfig:
     """How to run an import (everything but the videos and their frame counts)."""
 
     out: Path  # output directory: shards, .work/, failures.jsonl
-    features: Path  # folder holding the per-video feature files (any depth)
+    features: tuple[Path, ...]  # --features sources (folders or files), first wins
     clip_len: int = CLIP_LEN  # frames per feature row of the source files
     frames_mismatch: str = "error"  # "error" or "clip" (trust the file's T), see module doc
     feature_dim: int | None = None  # None: as in the files; D_file / 2: mean of adjacent pairs
@@ -62,13 +68,23 @@ class ImportConfig:
     stats_from: Path | None = None  # earlier run's shards or checkpoint to normalize with
     progress: bool = True  # tqdm bar
     created_by: str = "claws import-features"  # recorded in every shard
+    segments: int | None = None  # N: files hold N segment rows (None: one row per clip)
+    segment_bounds: Path | None = None  # .npz of (N, 2) frame bounds per video (segment mode)
+    bounds_prefix: str | None = None  # which `<prefix>/<video>/bounds` keys of that file to use
+    l2_normalize: bool = False  # divide each row by its L2 norm before the feature_dim reduction
 
     def __post_init__(self) -> None:
+        if isinstance(self.features, (str, Path)):  # one source given as a plain path
+            object.__setattr__(self, "features", (Path(self.features),))
         if self.frames_mismatch not in MISMATCH_POLICIES:
             raise ValueError(f"frames_mismatch must be one of {MISMATCH_POLICIES}, "
                              f"got {self.frames_mismatch!r}")
         if self.clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {self.clip_len}")
+        if self.segments is not None and self.segments < 1:
+            raise ValueError(f"segments must be >= 1, got {self.segments}")
+        if self.segments is None and (self.segment_bounds or self.bounds_prefix):
+            raise ValueError("--segment-bounds and --bounds-prefix need --segments N")
 
 
 class ImportResult(NamedTuple):
@@ -98,29 +114,14 @@ def resolve_num_frames(
             f"video {video_id}: {num_rows} feature rows but {count.source} says {count.num_frames} frames, which "
             f"needs ceil({count.num_frames}/{clip_len}) = {needed} clips; check that the file "
             f"belongs to this video and holds one row per {clip_len}-frame clip (segment-pooled "
-            "files such as 32-segment features cannot be imported), or pass --frames-mismatch clip "
-            "to trust the file's rows"
+            "files such as 32-segment features need --segments 32), or pass --frames-mismatch "
+            "clip to trust the file's rows"
         )
     clipped = min(max(count.num_frames, clip_len * (num_rows - 1) + 1), clip_len * num_rows)
     logger.warning("video %s: %s lists %d frames but the file has %d rows; num_frames set to %d "
                    "(--frames-mismatch clip)", video_id, count.source, count.num_frames, num_rows,
                    clipped)
     return clipped, f"list {count.source}, clipped to T"
-
-
-def locate_features(
-    items: Sequence[VideoItem], folder: Path
-) -> tuple[dict[str, list[Path]], list[str]]:
-    """Feature file(s) of every item under `folder`: (video_id -> files, ids without a file)."""
-    index = index_feature_files(folder)
-    found, missing = {}, []
-    for item in items:
-        files = find_feature_files(index, item.video_id)
-        if files is None:
-            missing.append(item.video_id)
-        else:
-            found[item.video_id] = files
-    return found, missing
 
 
 def video_fps(item: VideoItem, count: FrameCount | None, fallback: float) -> float:
@@ -130,7 +131,13 @@ def video_fps(item: VideoItem, count: FrameCount | None, fallback: float) -> flo
     return fallback if fallback > 0 else item.fps
 
 
-def _reduce(features: np.ndarray, feature_dim: int | None, where: Path) -> np.ndarray:
+def l2_normalize_rows(rows: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm; a row of zeros stays zero."""
+    norms = np.linalg.norm(rows.astype(np.float64), axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def _reduce(features: np.ndarray, feature_dim: int | None, where: str) -> np.ndarray:
     if feature_dim is None or features.shape[1] == feature_dim:
         return features
     if features.shape[1] == 2 * feature_dim:  # DESIGN.md "2048-d": mean of adjacent pairs
@@ -141,25 +148,52 @@ def _reduce(features: np.ndarray, feature_dim: int | None, where: Path) -> np.nd
     )
 
 
-def read_video(
-    item: VideoItem, files: list[Path], count: FrameCount | None, base: dict, config: ImportConfig
-) -> VideoRecord:
-    """One video's RAW record from its feature file(s); errors name the video and the file."""
-    clip = load_clip_features(files)
-    features = _reduce(clip.features, config.feature_dim, files[0])
-    if features.shape[1] != base["feature_dim"]:
+def prepare_rows(rows: np.ndarray, base: dict, config: ImportConfig, where: str) -> np.ndarray:
+    """Rows as stored: optional L2 normalisation, then the feature_dim reduction, then the dim check."""
+    if config.l2_normalize:
+        rows = l2_normalize_rows(rows)
+    rows = _reduce(rows, config.feature_dim, where)
+    if rows.shape[1] != base["feature_dim"]:
         raise FeatureFileError(
-            f"{files[0]}: features of dim {features.shape[1]}, the other videos have "
+            f"{where}: features of dim {rows.shape[1]}, the other videos have "
             f"{base['feature_dim']}; import videos of one feature type per output directory"
         )
-    num_frames, source = resolve_num_frames(item.video_id, len(features), count, config.clip_len,
-                                            config.frames_mismatch)
-    extractor = dict(base, crops_averaged=clip.crops, original_dim=int(clip.features.shape[1]),
-                     num_frames_source=source)
+    return rows
+
+
+def source_of(entry: FeatureEntry, sources: tuple[Path, ...]) -> str:
+    """The --features source (resolved) holding an entry."""
+    path = entry.paths[0].resolve()
+    for source in (Path(s).resolve() for s in sources):
+        if path == source or source in path.parents:
+            return str(source)
+    return str(path.parent)
+
+
+def read_video(
+    item: VideoItem, entry: FeatureEntry, count: FrameCount | None, base: dict, config: ImportConfig,
+    segment_options: SegmentOptions | None = None,
+) -> VideoRecord:
+    """One video's RAW record from its feature file(s); errors name the video and the file."""
+    fields = {"source_folder": source_of(entry, config.features), "source_file": str(entry.paths[0]),
+              "npz_key": entry.key}
+    if segment_options is not None:
+        clips = read_segment_clips(item.video_id, entry, count, segment_options)
+        rows = prepare_rows(clips.rows, base, config, entry.where)  # (N, D)
+        features, num_frames, size = rows[clips.segment_of_clip], clips.num_frames, clips.size
+        fields.update(clips.fields)
+    else:
+        clip = load_clip_features(entry.paths, entry.key)
+        features = prepare_rows(clip.features, base, config, entry.where)
+        num_frames, source = resolve_num_frames(item.video_id, len(features), count,
+                                                config.clip_len, config.frames_mismatch)
+        size = clip.size
+        fields.update(crops_averaged=clip.crops, original_dim=int(clip.features.shape[1]),
+                      num_frames_source=source)
     return VideoRecord(
         item.video_id, features, num_frames, video_fps(item, count, config.fps), item.label,
-        item.split, item.class_name, str(files[0]), clip.size, config.clip_len, TAIL_POLICY,
-        extractor,
+        item.split, item.class_name, str(entry.paths[0]), size, config.clip_len, TAIL_POLICY,
+        dict(base, **fields),
     )
 
 
@@ -167,34 +201,46 @@ def base_extractor(config: ImportConfig, feature_dim: int) -> dict:
     """The extractor fields shared by every imported video (identity keys of resume.py)."""
     return {
         "network": f"imported:{config.network}", "imported": True,
-        "source_folder": str(Path(config.features).resolve()), "weights": "unknown (imported)",
-        "weights_sha256": "", "random": False, "seed": None, "precision": None,
-        "feature_dim": feature_dim, "mean_source": None, "clip_len": config.clip_len,
-        "tail_policy": TAIL_POLICY,
+        "sources": [str(Path(s).resolve()) for s in config.features],
+        "weights": "unknown (imported)", "weights_sha256": "", "random": False, "seed": None,
+        "precision": None, "feature_dim": feature_dim, "mean_source": None,
+        "clip_len": config.clip_len, "tail_policy": TAIL_POLICY, "segments": config.segments,
+        "segment_bounds_file": str(Path(config.segment_bounds).resolve())
+        if config.segment_bounds else None,
+        "bounds_prefix": config.bounds_prefix, "l2_normalized": config.l2_normalize,
     }
 
 
-def _feature_dim(pending: list[VideoItem], found: dict[str, list[Path]], config: ImportConfig) -> int:
+def segment_options(config: ImportConfig) -> SegmentOptions | None:
+    """The segment settings of a segment-mode config (reads --segment-bounds), else None."""
+    if config.segments is None:
+        return None
+    bounds = read_bounds_file(config.segment_bounds) if config.segment_bounds else None
+    return SegmentOptions(config.segments, config.clip_len, bounds, config.segment_bounds,
+                          config.bounds_prefix)
+
+
+def _feature_dim(pending: list[VideoItem], found: dict[str, FeatureEntry], config: ImportConfig) -> int:
     """The job's feature dim: --feature-dim, else the last axis of the first readable file."""
     if config.feature_dim is not None:
         return config.feature_dim
     for item in pending:
         try:
-            return int(np.load(found[item.video_id][0], mmap_mode="r").shape[-1])
+            return peek_feature_dim(found[item.video_id])
         except (OSError, ValueError, IndexError):
             continue
-    raise DatasetError(f"none of the {len(pending)} feature files to import is a readable .npy")
+    raise DatasetError(f"none of the {len(pending)} feature files to import is readable")
 
 
 def run_import(
-    items: Sequence[VideoItem], found: dict[str, list[Path]], counts: dict[str, FrameCount],
+    items: Sequence[VideoItem], found: dict[str, FeatureEntry], counts: dict[str, FrameCount],
     config: ImportConfig,
 ) -> ImportResult:
     """Import the feature files of `items` into normalized shards in `config.out` (resumable).
 
     Args:
         items: the listed videos that have feature files (labels, splits, classes).
-        found: video_id -> feature file(s), from `locate_features`.
+        found: video_id -> feature file(s), from `claws.data.feature_sources.locate_features`.
         counts: video_id -> frame count, from the frame-count lists (may miss videos).
         config: import settings.
     """
@@ -210,14 +256,16 @@ def run_import(
     if pending:
         base = base_extractor(config, _feature_dim(pending, found, config))
         check_same_extractor(out, base)
+        options = segment_options(config)
         for item in tqdm(pending, desc="import", unit="video", disable=not config.progress):
-            files = found[item.video_id]
+            entry = found[item.video_id]
             try:
-                write_work(out, read_video(item, files, counts.get(item.video_id), base, config))
-            except (FeatureFileError, FramesMismatch) as err:
+                write_work(out, read_video(item, entry, counts.get(item.video_id), base, config,
+                                           options))
+            except (FeatureFileError, FramesMismatch, SegmentsMismatch) as err:
                 reason = f"{type(err).__name__}: {err}"
-                logger.error("%s (%s) failed: %s", item.video_id, files[0], reason)
-                log_failure(out, item.video_id, str(files[0]), reason)
+                logger.error("%s (%s) failed: %s", item.video_id, entry.where, reason)
+                log_failure(out, item.video_id, entry.where, reason)
                 failed.append((item.video_id, reason))
     shards = []
     everything = sorted(work_files(out).values())

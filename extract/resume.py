@@ -25,7 +25,9 @@ WORK_DIR = ".work"
 FAILURES = "failures.jsonl"
 # Extractor fields that must agree for features to live in one dataset.
 IDENTITY_KEYS = ("weights_sha256", "random", "seed", "precision", "feature_dim", "mean_source",
-                 "clip_len", "network")
+                 "clip_len", "network", "segments", "l2_normalized")
+# Values of identity fields added later, for extractor dicts written before they existed.
+IDENTITY_DEFAULTS = {"segments": None, "l2_normalized": False}
 
 
 def work_dir(out: Path) -> Path:
@@ -76,16 +78,20 @@ def shard_videos(out: Path) -> dict[str, dict]:
     return found
 
 
+def _identity(extractor: dict) -> dict:
+    return {k: extractor.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
+
+
 def check_same_extractor(out: Path, extractor: dict) -> None:
     """Fail when `out` already holds features of a different extractor (weights, precision...)."""
-    wanted = {k: extractor.get(k) for k in IDENTITY_KEYS}
+    wanted = _identity(extractor)
     previous = next(iter(shard_videos(out).values()), None)
     if previous is None:
         files = work_files(out)
         previous = read_work(next(iter(files.values()))).extractor if files else None
     if previous is None:
         return
-    found = {k: previous.get(k) for k in IDENTITY_KEYS}
+    found = _identity(previous)
     if found != wanted:
         diff = {k: (found[k], wanted[k]) for k in IDENTITY_KEYS if found[k] != wanted[k]}
         raise ValueError(

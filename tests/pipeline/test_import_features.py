@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from claws.data.import_features import (
-    FrameCount, find_feature_files, index_feature_files, load_clip_features, read_frame_counts,
-)
+from claws.data.feature_sources import find_feature_files, index_feature_files
+from claws.data.import_features import FrameCount, load_clip_features, read_frame_counts
 from claws.data.shards import ShardSet
 from claws.data.videos import DatasetError
 from claws.extract.import_features import FramesMismatch, resolve_num_frames
