@@ -24,7 +24,7 @@ from claws.model.claws import ClawsNet
 from claws.model.kmeans import batched_kmeans
 from claws.model.windows import num_windows
 from claws.pipeline.config import TrainConfig
-from claws.pipeline.train_steps import claws_step, cluster_assignments
+from claws.pipeline.train_steps import claws_step, epoch_clusters
 from claws.pipeline.training_data import load_videos
 
 UCF = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf_crime" / "Train_Annotation.txt"
@@ -70,7 +70,7 @@ def main() -> None:
 
     torch.set_num_threads(config.cpu_threads)  # as inside `claws train`
     start = time.perf_counter()
-    assignments, figures = cluster_assignments(model, videos, config.kmeans_max_iter, seed=0,
+    clusters, figures = epoch_clusters(model, videos, config.kmeans_max_iter, seed=0,
                                                tol=config.kmeans_tol)
     cluster_subset_s = time.perf_counter() - start
     order = torch.randperm(len(videos.window_clips))
@@ -79,7 +79,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         start = time.perf_counter()
         for step in range(args.steps):
-            terms = claws_step(model, videos, order[step % len(order)].view(1), assignments, config).terms
+            terms = claws_step(model, videos, order[step % len(order)].view(1), clusters, config).terms
             optimizer.zero_grad()
             terms["total"].backward()
             optimizer.step()

@@ -7,8 +7,12 @@ Normalcy suppression (NSM, section 3.3): for each module, an FC of the module's 
 the module's input, a softmax over the temporal dimension T (each of the Z columns of the
 T x Z matrix sums to 1), multiplied element-wise with the module's FC output (after its ReLU;
 the softmax is positive, so ReLU and product commute) before the dropout. NSM-1 and NSM-2 can each be
-switched off (Table 3). The intermediate representation used by the clustering loss (Fig. 2) is
-FC-1 output times NSM-1 (FC-1 output alone when NSM-1 is off), before dropout.
+switched off (Table 3). With `nsm_window_scaled` the softmax is multiplied by T (columns sum to T),
+so an even suppression leaves the module output unchanged; the paper's columns summing to 1 scale
+the module output by about 1/T, and the head's input by 1/T^2 with both NSMs, which on real
+features left the scores flat for thousands of iterations (README). The intermediate
+representation used by the clustering loss (Fig. 2) is FC-1 output times NSM-1 (FC-1 output alone
+when NSM-1 is off), before dropout.
 
 The paper gives neither the dropout rate nor the initialisation. Defaults here: dropout 0.6, the
 rate of Sultani et al. (2018) whose features, segment sizes and losses CLAWS builds on and which
@@ -53,8 +57,10 @@ def init_linear(layer: nn.Linear, init: str) -> None:
 class FCModule(nn.Module):
     """FC -> ReLU -> (x NSM softmax over time) -> dropout; one module of the backbone."""
 
-    def __init__(self, in_dim: int, out_dim: int, dropout: float, suppression: bool) -> None:
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, suppression: bool,
+                 window_scaled: bool = False) -> None:
         super().__init__()
+        self.window_scaled = window_scaled
         self.fc = nn.Linear(in_dim, out_dim)
         self.nsm = nn.Linear(in_dim, out_dim) if suppression else None
         self.dropout = nn.Dropout(dropout)
@@ -65,6 +71,8 @@ class FCModule(nn.Module):
         if self.nsm is None:
             return hidden, None
         weights = torch.softmax(self.nsm(x), dim=1)  # over T: each column sums to 1
+        if self.window_scaled:  # columns sum to T: an even suppression is the identity
+            weights = weights * x.shape[1]
         return hidden * weights, weights
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -84,6 +92,8 @@ class ClawsNet(nn.Module):
         nsm1: use normalcy suppression in module 1.
         nsm2: use normalcy suppression in module 2.
         init: weight initialisation, one of INITS.
+        nsm_window_scaled: multiply each NSM's softmax by the window length T, so its columns
+            sum to T instead of 1 (see the module docstring).
     """
 
     def __init__(
@@ -95,13 +105,14 @@ class ClawsNet(nn.Module):
         nsm1: bool = True,
         nsm2: bool = True,
         init: str = "xavier_uniform",
+        nsm_window_scaled: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.feature_dim = feature_dim
-        self.module1 = FCModule(feature_dim, hidden1, dropout, nsm1)
-        self.module2 = FCModule(hidden1, hidden2, dropout, nsm2)
+        self.module1 = FCModule(feature_dim, hidden1, dropout, nsm1, nsm_window_scaled)
+        self.module2 = FCModule(hidden1, hidden2, dropout, nsm2, nsm_window_scaled)
         self.head = nn.Linear(hidden2, 1)
         for layer in self.modules():
             if isinstance(layer, nn.Linear):

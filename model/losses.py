@@ -5,14 +5,25 @@ Every term is computed per window over its real clips only (`valid`, False at th
 of a video's last window) and averaged over the windows of the iteration, so with one window per
 iteration (the paper's setting) each is exactly the paper's per-batch formula.
 
-Clustering distance (section 3.4, DESIGN.md): the epoch's k-means gives every clip a cluster; in
-the iteration the two centres are means of the LIVE representation of the window's clips of each
-cluster, d = ||c1 - c2|| / m_i (m_i = clips in the video), L_c = min(alpha, d) for a normal video
-and 1 / d for an anomalous one. Guards, reported by `claws_losses`:
-  - a window whose real clips all fall in one cluster has no distance; it is left out of L_c
-    (L_c is the mean over the other windows, 0 when none is left);
-  - 1 / d uses max(d, min_distance), bounding the term at 1 / min_distance (its gradient is zero
-    while clamped, so a tiny min_distance keeps the paper's behaviour and only stops overflow).
+Clustering distance (section 3.4). The epoch's 2-means gives every clip of every training video a
+cluster a_j. Two distances are implemented (DESIGN.md "Clustering loss"):
+
+- "scale_free" (the presets' default): per VIDEO, on unit vectors r^_j = r_j / ||r_j||. For a
+  window of video i, centre c_k is the mean of r^_j over ALL of the video's clips with a_j = k,
+  taking the epoch-start (detached) value for clips outside the window and the live value for the
+  window's clips, so the loss has a gradient through the batch; d_i = ||c_1 - c_2|| lies in
+  [0, sqrt 2] whatever the video's length or the representation's scale.
+- "literal": the paper's text read as written, d = ||c1 - c2|| / m_i with centres of the live
+  representation of the window's clips (m_i = clips in the video). Kept for the record: on real
+  and synthetic features d is 1e-6..5e-5, L_c's gradient dwarfs L_pred's and inverts the detector.
+
+L_c = min(alpha, d) for a normal video and 1 / max(d, min_distance) for an anomalous one (Eq. 2).
+Guards, reported by `claws_losses`:
+  - a window without a distance (literal: its real clips sit in one cluster; scale-free: the
+    whole video sits in one cluster) is left out of L_c (the mean over the other windows, 0 when
+    none is left);
+  - 1 / d uses max(d, min_distance) (delta), bounding the term at 1 / delta; its gradient is zero
+    while clamped (counted as cluster_clamped).
 """
 
 from __future__ import annotations
@@ -21,6 +32,19 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class WindowClusters(NamedTuple):
+    """What the clustering loss knows about the clips of a batch's windows (from the epoch start).
+
+    `epoch_units`, `video_sums` and `video_sizes` are None for the literal distance.
+    """
+
+    assignments: Tensor  # (B, T) int64 cluster 0/1 of each clip from the epoch's 2-means
+    num_clips: Tensor  # (B,) m_i, clips in each window's video
+    epoch_units: Tensor | None = None  # (B, T, Z1) epoch-start r^ of the window's clips, detached
+    video_sums: Tensor | None = None  # (B, 2, Z1) sum of epoch-start r^ of the video per cluster
+    video_sizes: Tensor | None = None  # (B, 2) clips of the video in each cluster
 
 
 class LossOutput(NamedTuple):
@@ -75,6 +99,39 @@ def cluster_distance(
     return distance, (sizes > 0).all(1)
 
 
+def unit_rows(representation: Tensor, eps: float = 1e-12) -> Tensor:
+    """r / ||r|| along the last dim; an all-zero vector stays zero."""
+    return representation / representation.norm(dim=-1, keepdim=True).clamp(min=eps)
+
+
+def video_cluster_distance(
+    representation: Tensor, clusters: WindowClusters, valid: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Scale-free per-video d_i = ||c_1 - c_2|| with live batch clips (DESIGN.md).
+
+    c_k = (video_sums_k - sum of the window's epoch-start r^ in k + sum of their live r^ in k)
+    / video_sizes_k: the mean of r^ over the whole video, live inside the window.
+
+    Args:
+        representation: (B, T, Z1) live FC-1 x NSM-1 of the window, with gradient.
+        clusters: WindowClusters with the scale-free fields set.
+        valid: (B, T) bool, real clips (padded positions repeat clips already counted).
+
+    Returns:
+        distance (B,) in [0, sqrt 2] for non-negative r, and usable (B,) bool: False where the
+        video has clips in one cluster only.
+    """
+    members = torch.stack([(clusters.assignments == c) & valid for c in (0, 1)], dim=1)
+    members = members.to(representation.dtype)  # (B, 2, T)
+    live = torch.bmm(members, unit_rows(representation))  # (B, 2, Z1)
+    stale = torch.bmm(members, clusters.epoch_units.to(representation.dtype))
+    sizes = clusters.video_sizes.to(representation.dtype)
+    centres = (clusters.video_sums.to(representation.dtype) - stale + live) / sizes.clamp(
+        min=1).unsqueeze(2)
+    distance = (centres[:, 0] - centres[:, 1]).norm(dim=1)
+    return distance, (clusters.video_sizes > 0).all(1)
+
+
 def clustering_loss(
     distance: Tensor, usable: Tensor, labels: Tensor, alpha: float, min_distance: float
 ) -> tuple[Tensor, Tensor]:
@@ -96,8 +153,7 @@ def claws_losses(
     representation: Tensor,
     labels: Tensor,
     valid: Tensor,
-    assignments: Tensor | None,
-    num_clips: Tensor,
+    clusters: WindowClusters | None,
     *,
     lambda1: float,
     lambda2: float,
@@ -112,10 +168,10 @@ def claws_losses(
         representation: (B, T, Z1) live FC-1 x NSM-1.
         labels: (B,) video labels.
         valid: (B, T) real clips.
-        assignments: (B, T) epoch clusters, or None to switch the clustering loss off.
-        num_clips: (B,) clips of each window's video (m_i).
+        clusters: the epoch's clusters of the windows' clips, or None to switch the clustering
+            loss off; scale-free when its epoch_units are set, literal otherwise.
         lambda1, lambda2, alpha: paper weights (0.9, 8e-5, 1).
-        min_distance: clamp of d inside 1 / d.
+        min_distance: delta, the clamp of d inside 1 / d.
         smooth_sparsity: False switches L_s + L_ts off (Table 3 rows without them).
 
     Returns:
@@ -130,8 +186,12 @@ def claws_losses(
     }
     count = torch.zeros((), dtype=torch.int64, device=scores.device)
     guards = {"cluster_windows": count, "cluster_single_cluster": count, "cluster_clamped": count}
-    if assignments is not None:
-        distance, usable = cluster_distance(representation, assignments, valid, num_clips)
+    if clusters is not None:
+        if clusters.epoch_units is None:
+            distance, usable = cluster_distance(representation, clusters.assignments, valid,
+                                                clusters.num_clips)
+        else:
+            distance, usable = video_cluster_distance(representation, clusters, valid)
         terms["clustering"], clamped = clustering_loss(distance, usable, labels, alpha, min_distance)
         guards = {
             "cluster_windows": count + len(usable),

@@ -46,13 +46,22 @@ class TrainConfig:
     init: str = "xavier_uniform"  # weight init: xavier_uniform, xavier_normal, kaiming_uniform, torch_default
     nsm1: bool = True  # normalcy suppression module 1 (section 3.3)
     nsm2: bool = True  # normalcy suppression module 2
+    # NSM softmax x window length b (columns sum to b, not 1), so an even suppression is the
+    # identity. Measured reason (README "Real-feature benchmark"): with columns summing to 1 the
+    # two NSMs scale the head's input by ~1/b^2 and, at lr 1e-4 for 3,000 iterations on real
+    # UCF-Crime features, the scores stay flat (score gap 0.0003, frame AUC 0.65); scaled: 0.76.
+    nsm_window_scaled: bool = True
     smooth_sparsity: bool = True  # temporal smoothness + sparsity losses (section 3.5)
     clustering: bool = True  # clustering distance loss (section 3.4)
     lambda1: float = 0.9  # weight of L_pred; (1 - lambda1) weighs L_c (Eq. 3, paper 4.3)
     lambda2: float = 8e-5  # weight of L_s + L_ts (paper 4.3)
     alpha: float = 1.0  # upper bound of the normal-video clustering loss (Eq. 2, paper 4.3)
-    cluster_min_distance: float = 1e-6  # guard: 1/d uses max(d, this) (bounds L_c at 1e6)
+    # clustering distance (DESIGN.md): "scale_free" (per video, unit vectors, live batch clips)
+    # or "literal" (||c1 - c2|| / m_i on the window's raw representation, for the record)
+    cluster_loss: str = "scale_free"
+    cluster_min_distance: float = 0.05  # delta: 1/d uses max(d, delta); "literal" needs ~1e-6
     kmeans_max_iter: int = 100  # Lloyd iterations per epoch's 2-means at most
+    kmeans_on_units: bool = False  # 2-means on r / ||r|| (the distance's space) instead of r
     kmeans_tol: float = 1e-3  # stop the epoch's 2-means once at most this share of clips moved
     mil_segments: int = 32  # MIL: segments per video (Sultani et al.)
     mil_videos_per_class: int = 30  # MIL: anomalous and normal videos per step (30 + 30)
@@ -84,6 +93,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "claws-nsm1-nsm2": {**_ALL_ON, "nsm1": False, "nsm2": False},
     "claws-ls": {**_ALL_ON, "smooth_sparsity": False},
     "claws": _ALL_ON,
+    # The paper's clustering distance read literally (DESIGN.md), kept for the record.
+    "claws-literal": {**_ALL_ON, "cluster_loss": "literal", "cluster_min_distance": 1e-6},
     # Sultani et al. 2018: Adagrad lr 1e-3, Glorot-normal init, 20k iterations, L2 1e-3.
     "mil": {"model": "mil", "optimizer": "adagrad", "lr": 1e-3, "iterations": 20_000,
             "lr_decay_step": 20_000, "init": "xavier_normal", "weight_decay": 1e-3},
@@ -91,7 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _CHOICES = {
     "model": ("claws", "mil"), "optimizer": ("rmsprop", "adagrad"),
-    "feature_dtype": ("float32", "float16"),
+    "feature_dtype": ("float32", "float16"), "cluster_loss": ("scale_free", "literal"),
     "init": ("xavier_uniform", "xavier_normal", "kaiming_uniform", "torch_default"),
 }
 

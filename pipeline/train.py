@@ -23,7 +23,9 @@ from claws.model.windows import window_order
 from claws.pipeline.checkpoint import build_model, load_checkpoint, save_checkpoint
 from claws.pipeline.config import PRESETS, TrainConfig, field_types, load_config, parse_value, save_yaml
 from claws.pipeline.run_dir import RunDir
-from claws.pipeline.train_steps import claws_step, cluster_assignments, mil_step, validate
+from claws.pipeline.train_steps import (
+    EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
+)
 from claws.pipeline.training_data import TrainingData, load_training_data
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ def model_args(config: TrainConfig) -> dict:
               "hidden2": config.hidden2, "dropout": config.dropout, "init": config.init}
     if config.model == "mil":
         return {**common, "num_segments": config.mil_segments}
-    return {**common, "nsm1": config.nsm1, "nsm2": config.nsm2}
+    return {**common, "nsm1": config.nsm1, "nsm2": config.nsm2,
+            "nsm_window_scaled": config.nsm_window_scaled}
 
 
 def _device(name: str) -> torch.device:
@@ -65,7 +68,8 @@ class Trainer:
             self.optimizer, step_size=config.lr_decay_step, gamma=config.lr_decay_factor)
         self.step, self.epoch, self.position = 0, 0, 0
         self.order: torch.Tensor | None = None
-        self.assignments: torch.Tensor | None = None
+        self.clusters: EpochClusters | None = None
+        self.cluster_weights: dict | None = None  # module 1 at the epoch start (scale-free resume)
         self.sums: dict[str, float] = {}
         self.segments = data.train.segments(config.mil_segments).to(device) if config.model == "mil" else None
         counts = torch.tensor(data.train.windows_per_video)
@@ -75,7 +79,8 @@ class Trainer:
         state = {
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "position": self.position,
-            "assignments": None if self.assignments is None else self.assignments.to(torch.int8).cpu(),
+            "assignments": None if self.clusters is None else self.clusters.assignments.to(torch.int8).cpu(),
+            "cluster_weights": self.cluster_weights,
             "metric_sums": dict(self.sums),
         }
         if self.device.type == "cuda":
@@ -93,11 +98,27 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step, self.epoch, self.position = ckpt.step, state["epoch"], state["position"]
         if state["assignments"] is not None:
-            self.assignments = state["assignments"].to(self.device, torch.int64)
+            self.clusters = self._restore_clusters(state["assignments"].to(self.device, torch.int64),
+                                                   state.get("cluster_weights"))
         self.sums = dict(state["metric_sums"])
         if self.config.model == "claws":
             self.order = self._epoch_order()
         log.info("resumed %s at step %d (epoch %d)", path, self.step, self.epoch)
+
+    def _restore_clusters(self, assignments: torch.Tensor, weights: dict | None) -> EpochClusters:
+        """The epoch's clusters again: the epoch-start representation is recomputed from the
+        module-1 weights saved at the epoch start (exact, and far smaller than N x Z1 values)."""
+        scale_free = self.config.cluster_loss == "scale_free"
+        representation = None
+        if scale_free:
+            if weights is None:
+                raise ValueError("checkpoint lacks the epoch-start weights of the scale-free "
+                                 "clustering loss; resume it with the version that wrote it")
+            with torch.random.fork_rng(devices=[]):  # building it must not move the run's RNG
+                snapshot = build_model(self.config.model, model_args(self.config)).to(self.device)
+            snapshot.module1.load_state_dict(weights)
+            representation = clip_representation(snapshot.eval(), self.data.train)
+        return cluster_state(representation, assignments, self.data.train, scale_free)
 
     def save(self, final: bool = False) -> None:
         kwargs = dict(
@@ -117,9 +138,12 @@ class Trainer:
     def _start_epoch(self) -> None:
         self.order, self.position = self._epoch_order(), 0
         if self.config.clustering:
-            self.assignments, figures = cluster_assignments(
+            self.clusters, figures = epoch_clusters(
                 self.model, self.data.train, self.config.kmeans_max_iter,
-                self.config.seed * 1_000_003 + self.epoch, self.config.kmeans_tol)
+                self.config.seed * 1_000_003 + self.epoch, self.config.kmeans_tol,
+                self.config.cluster_loss == "scale_free", self.config.kmeans_on_units)
+            self.cluster_weights = {k: v.detach().clone().cpu()
+                                    for k, v in self.model.module1.state_dict().items()}
             self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
 
     def _losses(self) -> tuple[dict, dict]:
@@ -135,7 +159,7 @@ class Trainer:
             self._start_epoch()
         windows = self.order[self.position : self.position + config.windows_per_iteration]
         self.position += len(windows)
-        out = claws_step(self.model, self.data.train, windows, self.assignments, config)
+        out = claws_step(self.model, self.data.train, windows, self.clusters, config)
         return out.terms, out.guards
 
     def _accumulate(self, terms: dict, guards: dict) -> None:

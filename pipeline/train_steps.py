@@ -7,6 +7,7 @@ Z1 representation size, V videos, S MIL segments.
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import torch
 from sklearn.metrics import roc_auc_score
@@ -15,7 +16,7 @@ from torch import Tensor
 from claws.model.claws import ClawsNet
 from claws.model.inference import clip_scores
 from claws.model.kmeans import batched_kmeans
-from claws.model.losses import LossOutput, claws_losses
+from claws.model.losses import LossOutput, WindowClusters, claws_losses, unit_rows
 from claws.model.mil import MilNet, mil_ranking_losses
 from claws.pipeline.config import TrainConfig
 from claws.pipeline.training_data import VideoSet
@@ -23,19 +24,22 @@ from claws.pipeline.training_data import VideoSet
 REPRESENTATION_CHUNK = 1024  # windows per no-grad forward when computing the representation
 
 
+class EpochClusters(NamedTuple):
+    """The epoch's 2-means of every training clip, and what the clustering loss needs of it."""
+
+    assignments: Tensor  # (N,) int64 cluster 0/1 of every clip
+    sizes: Tensor  # (V, 2) int64 clips of each video in each cluster
+    units: Tensor | None  # (N, Z1) epoch-start r^ = r / ||r|| (scale-free distance only)
+    sums: Tensor | None  # (V, 2, Z1) sum of `units` of each video per cluster (scale-free only)
+
+
 @torch.no_grad()
-def cluster_assignments(
-    model: ClawsNet, videos: VideoSet, max_iter: int, seed: int, tol: float = 1e-3
-) -> tuple[Tensor, dict]:
-    """2-means of every video's detached FC-1 x NSM-1 representation (paper 3.4, DESIGN.md).
+def clip_representation(model: ClawsNet, videos: VideoSet) -> Tensor:
+    """(N, Z1) detached FC-1 x NSM-1 of every clip, computed with the training windows.
 
-    The representation is computed window by window with the training windows (NSM's softmax
-    is over a window) and the padded positions dropped, so each clip has one representation.
-
-    Returns:
-        (N,) int64 cluster of every clip on the data's device, and a dict of figures.
+    NSM's softmax is over a window, so each clip's representation is the one its training
+    window gives it; the padded positions are dropped, so each clip has exactly one.
     """
-    start = time.perf_counter()
     representation = None
     for first in range(0, len(videos.window_clips), REPRESENTATION_CHUNK):
         clips = videos.window_clips[first : first + REPRESENTATION_CHUNK]
@@ -44,26 +48,72 @@ def cluster_assignments(
         if representation is None:
             representation = chunk.new_empty(len(videos.features), chunk.shape[-1])
         representation[clips[valid]] = chunk[valid]
+    return representation
+
+
+def cluster_state(
+    representation: Tensor, assignments: Tensor, videos: VideoSet, scale_free: bool
+) -> EpochClusters:
+    """Per-video cluster sizes and, for the scale-free distance, unit vectors and their sums."""
+    num_videos = len(videos.counts)
+    owner = torch.repeat_interleave(
+        torch.arange(num_videos, device=videos.counts.device), videos.counts)
+    key = owner * 2 + assignments
+    sizes = torch.bincount(key, minlength=2 * num_videos).view(num_videos, 2)
+    if not scale_free:
+        return EpochClusters(assignments, sizes, None, None)
+    units = unit_rows(representation)
+    sums = units.new_zeros(2 * num_videos, units.shape[1]).index_add_(0, key, units)
+    return EpochClusters(assignments, sizes, units, sums.view(num_videos, 2, -1))
+
+
+@torch.no_grad()
+def epoch_clusters(
+    model: ClawsNet, videos: VideoSet, max_iter: int, seed: int, tol: float = 1e-3,
+    scale_free: bool = True, on_units: bool = False,
+) -> tuple[EpochClusters, dict]:
+    """2-means of every video's detached FC-1 x NSM-1 representation (paper 3.4, DESIGN.md).
+
+    Returns:
+        EpochClusters on the data's device, and a dict of figures: timings, Lloyd iterations,
+        videos in one cluster, and the epoch-start scale-free distance d_i averaged over normal
+        and over anomalous videos (the quantity L_c pushes down and up).
+    """
+    start = time.perf_counter()
+    representation = clip_representation(model, videos)
     represented = time.perf_counter()
-    result = batched_kmeans(representation, videos.counts, k=2, max_iter=max_iter, seed=seed,
-                            tol=tol)
-    device = videos.counts.device
-    sizes = torch.zeros(len(videos.counts), device=device).index_add_(
-        0, torch.repeat_interleave(torch.arange(len(videos.counts), device=device), videos.counts),
-        result.assignments.float(),
-    )
-    single = int(((sizes == 0) | (sizes == videos.counts)).sum())
+    points = unit_rows(representation) if on_units else representation
+    result = batched_kmeans(points, videos.counts, k=2, max_iter=max_iter, seed=seed, tol=tol)
+    state = cluster_state(representation, result.assignments, videos, scale_free=True)
+    centres = state.sums / state.sizes.clamp(min=1).unsqueeze(2)
+    distance = (centres[:, 0] - centres[:, 1]).norm(dim=1)
+    usable = (state.sizes > 0).all(1)
     figures = {
         "representation_s": round(represented - start, 4),
         "kmeans_s": round(time.perf_counter() - represented, 4),
         "kmeans_iterations": result.iterations,
-        "videos_single_cluster": single,
+        "videos_single_cluster": int((~usable).sum()),
     }
-    return result.assignments, figures
+    for label, name in ((0, "normal"), (1, "anomalous")):
+        chosen = usable & (videos.labels == label)
+        figures[f"distance_{name}"] = round(float(distance[chosen].mean()), 5) if chosen.any() else None
+    if not scale_free:
+        state = EpochClusters(state.assignments, state.sizes, None, None)
+    return state, figures
+
+
+def window_clusters(clusters: EpochClusters, videos: VideoSet, windows: Tensor) -> WindowClusters:
+    """The clustering loss's view of a batch of windows (indices into videos.window_*)."""
+    clips = videos.window_clips[windows]  # (B, b)
+    video = videos.window_video[windows]
+    if clusters.units is None:
+        return WindowClusters(clusters.assignments[clips], videos.counts[video])
+    return WindowClusters(clusters.assignments[clips], videos.counts[video],
+                          clusters.units[clips], clusters.sums[video], clusters.sizes[video])
 
 
 def claws_step(
-    model: ClawsNet, videos: VideoSet, windows: Tensor, assignments: Tensor | None,
+    model: ClawsNet, videos: VideoSet, windows: Tensor, clusters: EpochClusters | None,
     config: TrainConfig,
 ) -> LossOutput:
     """Loss terms of CLAWS Net on a batch of windows (indices into videos.window_*)."""
@@ -73,7 +123,7 @@ def claws_step(
     out = model(videos.features[clips].float())  # features (B, b, D)
     return claws_losses(
         out.scores, out.representation, videos.labels[video], valid,
-        assignments[clips] if assignments is not None else None, videos.counts[video],
+        window_clusters(clusters, videos, windows) if clusters is not None else None,
         lambda1=config.lambda1, lambda2=config.lambda2, alpha=config.alpha,
         min_distance=config.cluster_min_distance, smooth_sparsity=config.smooth_sparsity,
     )
@@ -105,7 +155,7 @@ def mil_step(
 
 
 def _claws_validation_losses(
-    model: ClawsNet, videos: VideoSet, assignments: Tensor | None, config: TrainConfig
+    model: ClawsNet, videos: VideoSet, clusters: EpochClusters | None, config: TrainConfig
 ) -> dict[str, Tensor]:
     """Loss terms over all windows, in chunks, weighted by the chunk's share of windows."""
     total = len(videos.window_clips)
@@ -113,7 +163,7 @@ def _claws_validation_losses(
     for first in range(0, total, REPRESENTATION_CHUNK):
         windows = torch.arange(first, min(first + REPRESENTATION_CHUNK, total),
                                device=videos.features.device)
-        terms = claws_step(model, videos, windows, assignments, config).terms
+        terms = claws_step(model, videos, windows, clusters, config).terms
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + value * (len(windows) / total)
     return sums
@@ -133,11 +183,12 @@ def validate(model: torch.nn.Module, videos: VideoSet, config: TrainConfig, seed
     ])
     figures: dict = {"video_auc": float(roc_auc_score(videos.labels.cpu(), top.cpu()))}
     if isinstance(model, ClawsNet):
-        assignments = None
+        clusters = None
         if config.clustering:
-            assignments, _ = cluster_assignments(model, videos, config.kmeans_max_iter, seed,
-                                                 config.kmeans_tol)
-        terms = _claws_validation_losses(model, videos, assignments, config)
+            clusters, _ = epoch_clusters(model, videos, config.kmeans_max_iter, seed,
+                                         config.kmeans_tol, config.cluster_loss == "scale_free",
+                                         config.kmeans_on_units)
+        terms = _claws_validation_losses(model, videos, clusters, config)
     else:
         per_class = int(videos.labels.bincount(minlength=2).min())
         segments = videos.segments(config.mil_segments).to(videos.features.device)

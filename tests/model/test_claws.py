@@ -31,6 +31,23 @@ def test_suppression_columns_sum_to_one_over_time() -> None:
         assert (weights > 0).all()
 
 
+def test_window_scaled_suppression_sums_to_the_window_length() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 24)
+    plain = ClawsNet(feature_dim=24, hidden1=12, hidden2=6).eval()
+    scaled = ClawsNet(feature_dim=24, hidden1=12, hidden2=6, nsm_window_scaled=True).eval()
+    scaled.load_state_dict(plain.state_dict())
+    a, b = plain(x), scaled(x)
+    torch.testing.assert_close(b.suppression1, 16 * a.suppression1)
+    torch.testing.assert_close(b.suppression2.sum(dim=1), torch.full((2, 6), 16.0))
+    torch.testing.assert_close(b.representation, 16 * a.representation)
+    with torch.no_grad():  # an even suppression (all NSM logits equal) is then the identity
+        for module in (scaled.module1, scaled.module2):
+            module.nsm.weight.zero_()
+    hidden = torch.relu(scaled.module1.fc(x))
+    torch.testing.assert_close(scaled(x).representation, hidden)
+
+
 def test_representation_is_fc1_times_nsm1_and_matches_forward() -> None:
     torch.manual_seed(0)
     model = ClawsNet(feature_dim=24, hidden1=12, hidden2=6).eval()

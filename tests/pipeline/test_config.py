@@ -22,7 +22,11 @@ def test_table3_presets() -> None:
     top_down = load_config("claws-nsm1")
     assert not top_down.nsm1 and top_down.nsm2 and top_down.clustering and top_down.rbs
     assert load_config("mil").model == "mil"
-    assert len([p for p in PRESETS if p != "mil"]) == 11  # the 5 + 6 rows of Table 3
+    table3 = [p for p in PRESETS if p not in ("mil", "claws-literal")]
+    assert len(table3) == 11  # the 5 + 6 rows of Table 3
+    assert all(load_config(p).cluster_loss == "scale_free" for p in table3)
+    literal = load_config("claws-literal")
+    assert (literal.cluster_loss, literal.cluster_min_distance) == ("literal", 1e-6)
 
 
 def test_yaml_and_overrides_precedence(tmp_path: Path) -> None:
