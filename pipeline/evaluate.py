@@ -21,7 +21,7 @@ import numpy as np
 
 from claws.data.annotations import (
     AnnotationError, GroundTruth, load_intervals, load_shanghaitech, load_ucf_crime,
-    read_ucf_frame_counts,
+    read_ucf_frame_counts, video_id_of,
 )
 from claws.data.shards import ShardError, ShardSet
 from claws.pipeline.checkpoint import load_checkpoint
@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gt.add_argument("--sht-split", type=Path, help="SH_Test_NEW.txt (or SH_Test.txt)")
     gt.add_argument("--intervals", type=Path,
                     help="CSV video,start_frame,end_frame (0-based, end exclusive)")
+    p.add_argument("--videos", type=Path, default=None,
+                   help="evaluate only these annotated videos: a text file with one video id per "
+                   "line (or a CSV with a 'video' column), e.g. the part of a test set you hold")
     p.add_argument("--threshold", type=float, default=0.5, help="score for the false-alarm rate")
     p.add_argument("--reference-roc", type=_reference, action="append", default=[],
                    metavar="NAME=CSV", help="reference ROC curve (first column FPR, second TPR)")
@@ -83,6 +86,35 @@ def load_truth(args: argparse.Namespace, frame_counts: dict[str, int]) -> Ground
             raise AnnotationError("ShanghaiTech needs both --sht-masks and --sht-split")
         return load_shanghaitech(args.sht_masks, args.sht_split, frame_counts)
     return load_intervals(args.intervals, frame_counts)
+
+
+def read_video_list(path: Path) -> list[str]:
+    """Video ids from a text file (one per line) or a CSV whose header has a 'video' column."""
+    if not Path(path).is_file():
+        raise AnnotationError(f"--videos {path} does not exist")
+    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if lines and "," in lines[0]:
+        header = [h.strip() for h in lines[0].split(",")]
+        if "video" not in header:
+            raise AnnotationError(f"{path}: a CSV video list needs a 'video' column")
+        column = header.index("video")
+        lines = [line.split(",")[column].strip() for line in lines[1:]]
+    ids = sorted({video_id_of(line) for line in lines})
+    if not ids:
+        raise AnnotationError(f"{path}: no video ids")
+    return ids
+
+
+def restrict(truth: GroundTruth, ids: list[str], where: Path) -> GroundTruth:
+    """The ground truth of the listed videos only; a listed video without annotation is an error."""
+    unknown = [v for v in ids if v not in truth.videos]
+    if unknown:
+        raise AnnotationError(f"{where}: {len(unknown)} listed videos are not in the ground truth "
+                              f"{truth.source}: {', '.join(unknown[:10])}")
+    chosen = set(ids)
+    warnings = [w for w in truth.warnings if w.split(":")[0].removeprefix("video ") in chosen]
+    return GroundTruth({v: truth.videos[v] for v in ids}, f"{truth.source} ({len(ids)} videos "
+                       f"listed in {where})", warnings)
 
 
 def curves_from_run(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], bool]:
@@ -123,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         curves, inputs = gather_curves(args)
         truth = load_truth(args, {vid: len(c) for vid, c in curves.items()})
+        if args.videos is not None:
+            truth = restrict(truth, read_video_list(args.videos), args.videos)
         metrics = evaluate_frames(truth, curves, args.threshold)
         write_report(args.out, metrics, truth, curves, inputs, dict(args.reference_roc),
                      video_plots=not args.no_video_plots, progress=not args.no_progress)

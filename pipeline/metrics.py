@@ -4,7 +4,9 @@ The paper's metric (CLAWS Net Sec. 4.2, following Sultani et al.): the ROC AUC o
 ALL test videos concatenated, each frame scored with its clip's score. Per-class AUC for UCF-Crime
 follows the usual convention: the frames of one anomalous class's videos together with the frames
 of ALL normal test videos. The false-alarm rate (Sultani et al. Sec. 5) is the share of frames of
-normal videos whose score is >= a threshold (0.5 by default).
+normal videos whose score is >= a threshold (0.5 by default). The score gap is the mean score of
+the anomalous frames minus the mean score of the normal frames (all videos): a ranking of almost
+flat curves can reach a fair AUC with a gap near 0, which no threshold turns into detections.
 
 ROC and AP are computed here with numpy (tie-aware: frames with equal scores form one threshold,
 as scikit-learn does); the tests check both against scikit-learn and a hand-worked example.
@@ -109,6 +111,9 @@ class FrameMetrics:
     average_precision: float
     false_alarm_rate: float  # on the frames of normal videos, at `threshold`
     threshold: float
+    # mean score of anomalous frames minus that of normal frames: an AUC can be high for curves
+    # that are almost flat; a detector needs a gap a threshold can use
+    score_gap: float
     per_class_auc: dict[str, float]  # anomalous class -> AUC with all normal videos
     num_videos: int
     num_anomalous_videos: int
@@ -165,6 +170,15 @@ def _per_class_auc(
     return out
 
 
+def score_gap(frame_labels: np.ndarray, frame_scores: np.ndarray) -> float:
+    """Mean score of anomalous frames minus mean score of normal frames (NaN without both)."""
+    labels = np.asarray(frame_labels).reshape(-1).astype(bool)
+    scores = np.asarray(frame_scores, dtype=np.float64).reshape(-1)
+    if labels.all() or not labels.any():
+        return float("nan")
+    return float(scores[labels].mean() - scores[~labels].mean())
+
+
 def evaluate_frames(
     truth: GroundTruth, curves: Mapping[str, np.ndarray], threshold: float = 0.5
 ) -> FrameMetrics:
@@ -192,6 +206,7 @@ def evaluate_frames(
             if normal else float("nan")
         ),
         threshold=threshold,
+        score_gap=score_gap(labels, scores),
         per_class_auc=per_class,
         num_videos=len(ids),
         num_anomalous_videos=len(ids) - len(normal),

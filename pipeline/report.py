@@ -50,6 +50,7 @@ def summary_markdown(
         "| metric | value |", "|---|---:|",
         f"| frame-level ROC AUC (all test frames concatenated) | {_percent(metrics.auc)} |",
         f"| average precision | {_percent(metrics.average_precision)} |",
+        f"| score gap (mean anomalous frame - mean normal frame) | {metrics.score_gap:.3f} |",
         f"| false-alarm rate on normal videos at score >= {metrics.threshold:g} | "
         f"{_percent(metrics.false_alarm_rate)} |",
         f"| videos (anomalous) | {metrics.num_videos} ({metrics.num_anomalous_videos}) |",

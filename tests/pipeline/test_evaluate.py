@@ -58,6 +58,26 @@ def test_report_from_scores_folder(scores, tmp_path):
     assert sorted(p.name for p in (report / "videos").iterdir()) == [f"{v}.png" for v in ids]
 
 
+def test_videos_list_restricts_the_test_set(scores, tmp_path, caplog):
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    chosen = tmp_path / "chosen.txt"
+    chosen.write_text("cam_a\ncam_b.mp4\n")
+    report = tmp_path / "report"
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--videos", str(chosen),
+                 "--out", str(report), "--no-video-plots", "--no-progress"]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    labels = _labels()
+    expected = roc_auc_score(np.concatenate([labels[v] for v in ("cam_a", "cam_b")]),
+                             np.concatenate([np.load(scores / f"{v}.npy") for v in ("cam_a", "cam_b")]))
+    assert metrics["auc"] == pytest.approx(expected) and metrics["num_videos"] == 2
+    assert "2 videos listed in" in metrics["ground_truth"]
+    chosen.write_text("video,label\ncam_a,1\nnot_annotated,0\n")
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--videos", str(chosen),
+                 "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+    assert "not_annotated" in caplog.text and "not in the ground truth" in caplog.text
+
+
 def test_run_and_shards_give_the_same_figures(scores, tiny_run, tiny_shards, tmp_path):
     gt = tmp_path / "gt.csv"
     gt.write_text(INTERVALS)

@@ -12,6 +12,7 @@ from claws.pipeline.metrics import (
     false_alarm_rate,
     roc_auc,
     roc_curve,
+    score_gap,
 )
 
 
@@ -86,6 +87,15 @@ def test_evaluate_frames_concatenates_and_per_class():
     assert result.per_class_auc["Arson"] == pytest.approx(1.0)
     assert result.unannotated == ["extra"]
     assert result.to_dict()["num_warnings"] == 1
+    assert result.score_gap == pytest.approx(scores[labels == 1].mean() - scores[labels == 0].mean())
+
+
+def test_score_gap_by_hand():
+    assert score_gap(np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.7, 0.4])) == pytest.approx(0.5)
+    # a perfect ranking of almost flat curves: AUC 1, gap 0.002
+    assert roc_auc(np.array([0, 0, 1]), np.array([0.500, 0.501, 0.503])) == 1.0
+    assert score_gap(np.array([0, 0, 1]), np.array([0.500, 0.501, 0.503])) == pytest.approx(0.0025)
+    assert np.isnan(score_gap(np.array([0, 0]), np.array([0.1, 0.2])))
 
 
 def test_mismatches_are_named():
