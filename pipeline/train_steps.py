@@ -103,7 +103,11 @@ def epoch_clusters(
 
 
 def window_clusters(clusters: EpochClusters, videos: VideoSet, windows: Tensor) -> WindowClusters:
-    """The clustering loss's view of a batch of windows (indices into videos.window_*)."""
+    """The clustering loss's view of a batch of windows (indices into videos.window_*).
+
+    Each window is live for its own clips only: with windows_per_iteration > 1 and two windows of
+    one video in a batch, each sees the other's clips at their epoch-start values.
+    """
     clips = videos.window_clips[windows]  # (B, b)
     video = videos.window_video[windows]
     if clusters.units is None:
