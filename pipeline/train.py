@@ -142,8 +142,9 @@ class Trainer:
                 self.model, self.data.train, self.config.kmeans_max_iter,
                 self.config.seed * 1_000_003 + self.epoch, self.config.kmeans_tol,
                 self.config.cluster_loss == "scale_free", self.config.kmeans_on_units)
-            self.cluster_weights = {k: v.detach().clone().cpu()
-                                    for k, v in self.model.module1.state_dict().items()}
+            if self.config.cluster_loss == "scale_free":  # what a resume rebuilds units from
+                self.cluster_weights = {k: v.detach().clone().cpu()
+                                        for k, v in self.model.module1.state_dict().items()}
             self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
 
     def _losses(self) -> tuple[dict, dict]:

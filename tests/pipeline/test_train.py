@@ -90,7 +90,7 @@ def test_claws_run_folder_and_clustering_metrics(tmp_path: Path) -> None:
         train(_config(tmp_path, shards, iterations=60))
 
 
-@pytest.mark.parametrize("preset", ["claws", "mil"])
+@pytest.mark.parametrize("preset", ["claws", "claws-literal", "mil"])
 def test_resume_reproduces_uninterrupted_run(tmp_path: Path, preset: str) -> None:
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=10)
     extra = {"windows_per_iteration": 2, "mil_videos_per_class": 3, "checkpoint_every": 35}
