@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("%d annotations clipped at the video's end (listed in summary.md)",
                        len(metrics.warnings))
     if metrics.unannotated:
-        logger.warning("%d scored videos are not annotated and were left out",
-                       len(metrics.unannotated))
+        logger.warning("%d scored videos are not %s and were left out", len(metrics.unannotated),
+                       f"listed in {args.videos}" if args.videos else "annotated")
     logger.info("frame AUC %.2f%%, AP %.2f%%, false alarms %.2f%% at %g over %d videos; "
                 "report in %s", 100 * metrics.auc, 100 * metrics.average_precision,
                 100 * metrics.false_alarm_rate, args.threshold, metrics.num_videos, args.out)
