@@ -14,7 +14,9 @@ from claws.pipeline.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
 from claws.pipeline.config import load_config
 from claws.pipeline.train import train
-from claws.pipeline.training_data import load_training_data
+from claws.model.windows import video_windows
+from claws.pipeline.train_steps import epoch_clusters
+from claws.pipeline.training_data import VideoSet, load_training_data
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fixture module beside this file
 from train_fixtures import DIM, write_weak_label_shards  # noqa: E402
@@ -124,3 +126,37 @@ def test_cli_mil_run(tmp_path: Path, capsys: pytest.CaptureFixture,
     assert load_checkpoint(run).step == 60
     assert main(argv + ["--resume", "--lr", "0.1"]) == 2  # bad input: one clear line, exit 2
     assert "cannot change lr" in caplog.text
+
+
+class _Identity(torch.nn.Module):
+    """A stand-in whose representation is its input, to test the epoch's clustering alone."""
+
+    def representation(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def _one_video(points: torch.Tensor) -> VideoSet:
+    windows = video_windows(len(points), 8)
+    return VideoSet(["v"], points, torch.tensor([len(points)]), torch.tensor([0]), torch.tensor([1]),
+                    windows.clip_index, windows.valid, torch.zeros(len(windows.valid), dtype=torch.int64),
+                    [len(windows.valid)])
+
+
+def test_epoch_clusters_raw_or_unit_vectors() -> None:
+    """Raw 2-means splits these clips by length, 2-means on unit vectors by direction; the
+    scale-free distance and its per-cluster sums are those of the unit vectors either way."""
+    lengths = torch.tensor([1.0, 1.0, 1.0, 20.0, 20.0, 20.0, 1.0, 20.0])
+    directions = torch.tensor([[1.0, 0.0], [0.8, 0.6]])[torch.tensor([0, 0, 1, 0, 1, 1, 0, 1])]
+    videos = _one_video(lengths[:, None] * directions)
+    raw, figures = epoch_clusters(_Identity(), videos, max_iter=20, seed=0)
+    unit, _ = epoch_clusters(_Identity(), videos, max_iter=20, seed=0, on_units=True)
+    by_length = (lengths > 5).long()
+    by_direction = (directions[:, 1] > 0).long()
+    assert raw.assignments.tolist() in (by_length.tolist(), (1 - by_length).tolist())
+    assert unit.assignments.tolist() in (by_direction.tolist(), (1 - by_direction).tolist())
+    torch.testing.assert_close(unit.units, directions)
+    centres = unit.sums / unit.sizes.unsqueeze(2)
+    assert (centres[0, 0] - centres[0, 1]).norm().item() == pytest.approx(0.4 ** 0.5)
+    assert figures["videos_single_cluster"] == 0 and figures["distance_anomalous"] is not None
+    literal, _ = epoch_clusters(_Identity(), videos, max_iter=20, seed=0, scale_free=False)
+    assert literal.units is None and literal.sums is None
