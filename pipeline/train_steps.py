@@ -54,7 +54,14 @@ def clip_representation(model: ClawsNet, videos: VideoSet) -> Tensor:
 def cluster_state(
     representation: Tensor, assignments: Tensor, videos: VideoSet, scale_free: bool
 ) -> EpochClusters:
-    """Per-video cluster sizes and, for the scale-free distance, unit vectors and their sums."""
+    """Per-video cluster sizes and, for the scale-free distance, unit vectors and their sums.
+
+    Args:
+        representation: (N, Z1) epoch-start representation (unused unless scale_free).
+        assignments: (N,) cluster of every clip.
+        videos: the videos the clips belong to (counts in row order).
+        scale_free: compute `units` and `sums`.
+    """
     num_videos = len(videos.counts)
     owner = torch.repeat_interleave(
         torch.arange(num_videos, device=videos.counts.device), videos.counts)
@@ -73,6 +80,13 @@ def epoch_clusters(
     scale_free: bool = True, on_units: bool = False,
 ) -> tuple[EpochClusters, dict]:
     """2-means of every video's detached FC-1 x NSM-1 representation (paper 3.4, DESIGN.md).
+
+    Args:
+        model: the model being trained (its representation, no gradient).
+        videos: the training videos with their windows.
+        max_iter, seed, tol: of the batched k-means (claws.model.kmeans).
+        scale_free: keep the unit vectors and their per-cluster sums for the scale-free L_c.
+        on_units: cluster r / ||r|| instead of r (`kmeans_on_units`).
 
     Returns:
         EpochClusters on the data's device, and a dict of figures: timings, Lloyd iterations,
