@@ -20,7 +20,7 @@ iterations). The learning rate is stepped down x0.1 at 80% of the run, as the pa
 100k.
 
 Prints one JSON line: {"results": {preset: {"auc", "ap", "gap", "auc_sd", ..., "vantage46": {...}}},
-"runs": [...], ...}; writes OUT/table.md (the README's table) and OUT/results.json. Figures are frame
+"claws_minus": {preset: [claws AUC minus its AUC, seed by seed]}, "runs": [...], ...}; writes OUT/table.md (the README's table) and OUT/results.json. Figures are frame
 AUC / AP over all test frames concatenated and the score gap (mean anomalous-frame score minus mean
 normal-frame score). Nothing here is timed against a threshold.
 
@@ -165,6 +165,17 @@ def summarize(runs: list[dict], presets: list[str]) -> dict:
     return out
 
 
+def paired_differences(runs: list[dict], reference: str = "claws") -> dict:
+    """Frame AUC of `reference` minus each other preset's, seed by seed (same data, same seed)."""
+    auc = {(r["preset"], r["seed"]): r["test60"]["auc"] for r in runs}
+    out = {}
+    for preset in sorted({p for p, _ in auc} - {reference}):
+        seeds = [s for p, s in auc if p == preset and (reference, s) in auc]
+        if seeds:
+            out[preset] = [round(auc[reference, s] - auc[preset, s], 4) for s in sorted(seeds)]
+    return out
+
+
 def markdown(results: dict, passes: float, seeds: list[int]) -> str:
     """The README table."""
     lines = [
@@ -221,7 +232,8 @@ def main() -> None:
     (args.out / "table.md").write_text(markdown(results, passes, seeds))
     line = {"bench": "real_features", "features": "real Sports-1M C3D fc6, 32 segments (ucf_c3d32)",
             "passes": passes, "seeds": seeds, "val_fraction": args.val_fraction,
-            "results": results, "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
+            "results": results, "claws_minus": paired_differences(runs), "runs": runs,
+            "seconds": round(time.perf_counter() - start, 1)}
     (args.out / "results.json").write_text(json.dumps(line, indent=1))
     print(json.dumps(line))
 
