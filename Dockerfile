@@ -17,6 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
 ENV PATH=/opt/venv/bin:$PATH
 
 # Weights and data are mounted by the user, never downloaded: e.g.
-#   docker run -v /data:/data claws extract --dataset ucf-crime --root /data/UCF --weights /data/c3d.pickle ...
+#   docker run -v /data:/data claws extract ucf-crime --root /data/UCF \
+#       --train-list /data/Anomaly_Train.txt --weights /data/c3d.pickle --out /data/feats/ucf
 ENTRYPOINT ["claws"]
 CMD ["demo"]

@@ -1,8 +1,13 @@
-"""The `claws` command: one sub-command per job module.
+"""The `claws` command: one sub-command per command module.
 
 Each module listed in COMMANDS exposes `register(subparsers)`, which adds its parser and sets
 `func` (a callable taking the parsed args and returning an exit code). Only commands that work are
-listed.
+listed. Building the parser stays cheap so that `claws --help` and argument errors answer at once:
+a command module imports only the standard library and light project modules at its top, and the
+job's heavy modules (torch, h5py, matplotlib, decoders) are imported when its `func` runs
+(tests/pipeline/test_cli.py checks it, bench/cli.py measures it). A `func` that finds its
+arguments inconsistent raises argparse.ArgumentError before any work; it is reported with the
+sub-command's usage, exit code 2, like any other argument error.
 """
 
 from __future__ import annotations
@@ -12,29 +17,90 @@ import importlib
 import logging
 import sys
 
+from claws.pipeline.extract import claws_version
+
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "extract", "import_features", "shards_cmd", "train", "score", "evaluate", "demo",
+    "extract", "import_features_cmd", "shards_cmd", "train_cmd", "score_cmd", "evaluate_cmd", "demo",
 )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (examples keep their lines); options show their defaults.
+
+    Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out defaults that say nothing (None,
+    empty values, the False of a flag) and those the help already states in words ("default: ...").
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.nargs == 0 or action.default is None or action.default in ("", [])
+        if silent or action.default is argparse.SUPPRESS or "default:" in text or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser with HelpFormatter; add_subparsers hands the class to every sub-command."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed package version, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version of claws and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"claws {claws_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="claws",
-        description="Weakly supervised video anomaly detection (CLAWS Net): "
+        description="Weakly supervised video anomaly detection (CLAWS Net, ECCV 2020):\n"
         "raw video to C3D feature shards to per-frame anomaly curves.",
+        epilog="`claws COMMAND --help` lists the options of a command. Exit codes: 0 success,\n"
+        "1 some videos failed (the rest are done), 2 bad input.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=_Version)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and a traceback on bad input")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"claws.pipeline.{name}").register(sub)
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    """The sub-command action of a parser (its `choices` map names to parsers), or None."""
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The innermost sub-command parser that parsed `args` (e.g. `claws extract footage`)."""
+    while (action := subcommands(parser)) is not None and getattr(args, action.dest, None):
+        parser = action.choices[getattr(args, action.dest)]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `claws` console script; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # parse_known_args, so that an unknown option is reported with the sub-command's usage, not
+    # the top level's (what parse_args does).
+    args, unknown = parser.parse_known_args(argv)
+    command = command_parser(parser, args)
+    if unknown:
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -42,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except argparse.ArgumentError as err:
+        command.error(str(err))
     except (ValueError, OSError, KeyError) as err:
         # Bad input (a file, a video, an option): the message names it and says what to do.
         if args.verbose:

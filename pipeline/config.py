@@ -2,11 +2,19 @@
 
 Precedence: dataclass defaults (the paper's settings, section 4.3) < preset < YAML file <
 `--key value` overrides. Unknown keys and values of the wrong type are errors that name the key.
+The comment of each field is its documentation, in the source and in `claws train --help`
+(field_help reads it).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
+import re
+import textwrap
+import tokenize
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +28,7 @@ class TrainConfig:
     """Everything a training run depends on; saved as config.yaml and in every checkpoint."""
 
     shards: str = ""  # shard directory (or file) holding the split "train" videos
-    name: str = ""  # run name: the run folder is <runs_dir>/<name>
+    name: str = ""  # run name: the run folder is <runs_dir>/<name> (empty: the preset, else the model)
     runs_dir: str = "runs"  # parent folder of run folders
     model: str = "claws"  # "claws" (CLAWS Net and its ablations) or "mil" (Sultani et al. 2018)
     feature_dim: int = 2048  # d of the shards' features (paper 4.3: 2048); checked before training
@@ -35,14 +43,14 @@ class TrainConfig:
     optimizer: str = "rmsprop"  # "rmsprop" (paper 4.3) or "adagrad" (Sultani et al.)
     lr: float = 1e-4  # initial learning rate (paper 4.3)
     lr_decay_step: int = 80_000  # multiply lr by lr_decay_factor after this many steps (paper)
-    lr_decay_factor: float = 0.1  # (paper 4.3: ten times decrease)
+    lr_decay_factor: float = 0.1  # lr multiplier at lr_decay_step (paper 4.3: ten times decrease)
     weight_decay: float = 0.0  # L2 on all parameters through the optimizer (paper: none)
     window: int = 64  # b, consecutive clips per window/batch (paper 4.3: 64 feature vectors)
     windows_per_iteration: int = 1  # windows per optimizer step (paper: one batch of b clips)
     rbs: bool = True  # random batch selection; False = windows in order, video after video
     hidden1: int = 512  # FC module 1 size (paper 4.3)
     hidden2: int = 32  # FC module 2 size (paper 4.3)
-    dropout: float = 0.6  # after each FC module; paper silent, 0.6 as Sultani et al.
+    dropout: float = 0.6  # dropout rate after each FC module; paper silent, 0.6 as Sultani et al.
     init: str = "xavier_uniform"  # weight init: xavier_uniform, xavier_normal, kaiming_uniform, torch_default
     nsm1: bool = True  # normalcy suppression module 1 (section 3.3)
     nsm2: bool = True  # normalcy suppression module 2
@@ -100,7 +108,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "lr_decay_step": 20_000, "init": "xavier_normal", "weight_decay": 1e-3},
 }
 
-_CHOICES = {
+# The keys a resumed run may change; every other key stays as the run saved it.
+RESUME_OVERRIDABLE = ("iterations", "val_every", "log_every", "checkpoint_every", "device",
+                      "cpu_threads")
+
+# The allowed values of the fields that take one of a few names.
+CHOICES: dict[str, tuple[str, ...]] = {
     "model": ("claws", "mil"), "optimizer": ("rmsprop", "adagrad"),
     "feature_dtype": ("float32", "float16"), "cluster_loss": ("scale_free", "literal"),
     "init": ("xavier_uniform", "xavier_normal", "kaiming_uniform", "torch_default"),
@@ -111,6 +124,32 @@ def field_types() -> dict[str, type]:
     """Field name -> its Python type (int, float, bool, str)."""
     hints = typing.get_type_hints(TrainConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def field_help() -> dict[str, str]:
+    """Field name -> its meaning, read from the comments in TrainConfig's source.
+
+    The meaning of a field is its trailing comment, else the first sentence of the comment block
+    right above it (the rest of such a block gives the reason, for readers of the source).
+    """
+    source = textwrap.dedent(inspect.getsource(TrainConfig))
+    comments = {token.start[0]: token.string.lstrip("#").strip()
+                for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                if token.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    meanings = {}
+    for node in ast.parse(source).body[0].body:
+        if not isinstance(node, ast.AnnAssign):
+            continue
+        text = comments.get(node.end_lineno, "")
+        if not text:
+            above = node.lineno - 1
+            while above in comments and lines[above - 1].lstrip().startswith("#"):
+                above -= 1
+            block = " ".join(comments[n] for n in range(above + 1, node.lineno))
+            text = re.split(r"(?<=\.)\s+(?=[A-Z])", block)[0].removesuffix(".")
+        meanings[node.target.id] = text
+    return meanings
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -139,8 +178,8 @@ def _checked(key: str, value: Any, where: str) -> Any:
         value, ok = float(value), True
     if not ok:
         raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise ValueError(f"{where}: {key} must be one of {_CHOICES[key]}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ValueError(f"{where}: {key} must be one of {CHOICES[key]}, got {value!r}")
     return value
 
 

@@ -1,14 +1,5 @@
-"""`claws evaluate`: frame-level AUC, AP, false alarms and per-class AUC, with a report folder.
-
-Scores come from a folder written by `claws score`, or are computed in memory from a run and
-feature shards (`--run RUN --shards DIR`). Ground truth comes from exactly one of: the UCF-Crime
-temporal annotation file (`--ucf-annotations`, with `--ucf-frame-counts Test_Annotation.txt` or
-the curve lengths for the frame counts), ShanghaiTech masks plus the split file
-(`--sht-masks DIR --sht-split SH_Test_NEW.txt`), or an interval CSV (`--intervals`,
-`video,start_frame,end_frame`, 0-based, end exclusive). The annotation defines the test set: an
-annotated video without scores or a curve of the wrong length is an error naming the videos; an
-annotation past a video's end is clipped and counted as a warning; scored videos that are not
-annotated are listed and left out.
+"""The `claws evaluate` job: ground truth, curves (from a scores folder or a run), metrics and the
+report folder. What the command accepts is described in claws.pipeline.evaluate_cmd, its command line.
 """
 
 from __future__ import annotations
@@ -31,44 +22,6 @@ from claws.pipeline.score_outputs import ScoresError, read_curves
 from claws.pipeline.scoring import FeatureMismatch, checkpoint_window, score_shard_video
 
 logger = logging.getLogger(__name__)
-
-
-def _reference(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=CSV, got {text!r}")
-    return name, Path(path)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `evaluate` sub-command."""
-    p = subparsers.add_parser(
-        "evaluate", help="frame-level AUC and a report folder from scores and ground truth",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("scores", nargs="?", type=Path, help="scores folder written by `claws score`")
-    p.add_argument("--run", type=Path, help="or: a run (or checkpoint) to score --shards with")
-    p.add_argument("--shards", type=Path, help="feature shards of the test videos (with --run)")
-    p.add_argument("--split", default=None, help="with --shards: only videos of this split")
-    p.add_argument("--out", type=Path, required=True, help="report folder to write")
-    gt = p.add_argument_group("ground truth (exactly one source)")
-    gt.add_argument("--ucf-annotations", type=Path, help="Temporal_Anomaly_Annotation.txt")
-    gt.add_argument("--ucf-frame-counts", type=Path,
-                    help="Test_Annotation.txt (frame counts); default: the curve lengths")
-    gt.add_argument("--sht-masks", type=Path, help="ShanghaiTech test_frame_mask/ folder")
-    gt.add_argument("--sht-split", type=Path, help="SH_Test_NEW.txt (or SH_Test.txt)")
-    gt.add_argument("--intervals", type=Path,
-                    help="CSV video,start_frame,end_frame (0-based, end exclusive)")
-    p.add_argument("--videos", type=Path, default=None,
-                   help="evaluate only these annotated videos: a text file with one video id per "
-                   "line (or a CSV with a 'video' column), e.g. the part of a test set you hold")
-    p.add_argument("--threshold", type=float, default=0.5, help="score for the false-alarm rate")
-    p.add_argument("--reference-roc", type=_reference, action="append", default=[],
-                   metavar="NAME=CSV", help="reference ROC curve (first column FPR, second TPR)")
-    p.add_argument("--name", default=None, help="label of our curve (default: the run name)")
-    p.add_argument("--no-video-plots", action="store_true", help="skip videos/<id>.png")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def load_truth(args: argparse.Namespace, frame_counts: dict[str, int]) -> GroundTruth:
@@ -117,23 +70,27 @@ def restrict(truth: GroundTruth, ids: list[str], where: Path) -> GroundTruth:
                        f"listed in {where})", warnings)
 
 
-def curves_from_run(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], bool]:
-    """Score the shard videos with the run in memory; returns (curves, any random features)."""
+def curves_from_run(
+    args: argparse.Namespace,
+) -> tuple[dict[str, np.ndarray], dict[str, float], bool]:
+    """Score the shard videos with the run in memory; returns (curves, fps, any random features)."""
     ckpt = load_checkpoint(args.run)
     shards = ShardSet(args.shards)
     window = checkpoint_window(ckpt)
-    curves, random_features = {}, False
+    curves, fps, random_features = {}, {}, False
     for info in shards.select(split=args.split):
         scored = score_shard_video(ckpt, shards, info, window)
-        curves[info.video_id] = scored.frame_scores
+        curves[info.video_id], fps[info.video_id] = scored.frame_scores, scored.fps
         random_features |= scored.random_features
     if not curves:
         raise ShardError(f"no videos of split {args.split!r} in {args.shards}")
-    return curves, random_features
+    return curves, fps, random_features
 
 
-def gather_curves(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict]:
-    """Curves from a scores folder or from a run + shards, and a description of the inputs."""
+def gather_curves(
+    args: argparse.Namespace,
+) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
+    """Curves from a scores folder or from a run + shards, their fps, and what the inputs were."""
     if bool(args.scores) == bool(args.run or args.shards):
         raise ScoresError("give a scores folder, or --run with --shards (not both)")
     if args.scores:
@@ -141,25 +98,28 @@ def gather_curves(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict
         random_features = any(r.get("random_features") for r in rows)
         runs = sorted({Path(r.get("checkpoint", "?")).parent.parent.name for r in rows})
         name = args.name or (runs[0] if len(runs) == 1 else str(args.scores))
-        return curves, {"name": name, "scores": args.scores, "random_features": random_features}
+        fps = {r["video_id"]: r["fps"] for r in rows if r.get("fps")}
+        inputs = {"name": name, "scores": args.scores, "random_features": random_features}
+        return curves, fps, inputs
     if not (args.run and args.shards):
         raise ScoresError("--run and --shards go together")
-    curves, random_features = curves_from_run(args)
+    curves, fps, random_features = curves_from_run(args)
     name = args.name or Path(args.run).name
-    return curves, {"name": name, "scores": f"{args.run} on {args.shards}",
-                    "random_features": random_features}
+    return curves, fps, {"name": name, "scores": f"{args.run} on {args.shards}",
+                         "random_features": random_features}
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws evaluate`; exit code 0 on success, 2 on inconsistent input."""
     try:
-        curves, inputs = gather_curves(args)
+        curves, fps, inputs = gather_curves(args)
         truth = load_truth(args, {vid: len(c) for vid, c in curves.items()})
         if args.videos is not None:
             truth = restrict(truth, read_video_list(args.videos), args.videos)
         metrics = evaluate_frames(truth, curves, args.threshold)
         write_report(args.out, metrics, truth, curves, inputs, dict(args.reference_roc),
-                     video_plots=not args.no_video_plots, progress=not args.no_progress)
+                     video_plots=not args.no_video_plots, progress=not args.no_progress,
+                     fps=fps)
     except (AnnotationError, MetricsError, ScoresError, ShardError, FeatureMismatch,
             FileNotFoundError) as err:
         logger.error("%s", err)

@@ -1,4 +1,4 @@
-"""`claws extract`: videos of UCF-Crime, ShanghaiTech or any footage to normalized feature shards.
+r"""`claws extract`: videos of UCF-Crime, ShanghaiTech or any footage to normalized feature shards.
 
     claws extract ucf-crime --root UCF_Crimes --train-list Anomaly_Train.txt \
         --test-annotation Temporal_Anomaly_Annotation.txt --weights c3d.pickle --out feats/ucf
@@ -18,24 +18,30 @@ import argparse
 import functools
 import logging
 import os
-from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from claws.data.footage import footage_items
 from claws.data.shanghaitech import shanghaitech_items
 from claws.data.ucf_crime import ucf_crime_items
 from claws.data.videos import DatasetError, VideoItem
-from claws.extract.clips import CLIP_LEN, TAIL_POLICY
-from claws.extract.distributed import init_rank, rank_device, shutdown
-from claws.extract.finalize import existing_stats
-from claws.extract.job import JobConfig, run_job
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
+# The C3D network, the decoders and the job (torch, torchvision, h5py) are imported inside
+# build_network and run: `claws --help` builds this parser and must not pay for them.
+
+# --precision: the keys of claws.extract.c3d.PRECISIONS (a torch module), or auto.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 def claws_version() -> str:
+    """The installed package version (`claws --version`, recorded in shards)."""
+    from importlib import metadata  # not at the top: importing it costs as much as the help
+
     try:
         return metadata.version("claws-vad")
     except metadata.PackageNotFoundError:
@@ -43,51 +49,74 @@ def claws_version() -> str:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="output directory of shards")
-    p.add_argument("--weights", required=True,
+    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="output directory of shards")
+    p.add_argument("--weights", metavar="FILE", required=True,
                    help="C3D weights: c3d.pickle or Keras .h5; 'random' for seeded random weights "
                    "(features are then NOT real and are marked so)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights")
-    p.add_argument("--mean", type=Path, default=None,
+    p.add_argument("--seed", metavar="N", type=int, default=0, help="seed of random weights")
+    p.add_argument("--mean", metavar="FILE", type=Path, default=None,
                    help="Sports-1M mean cube (.npy, .npy.bz2, .binaryproto); default: channel means")
-    p.add_argument("--feature-dim", type=int, choices=(2048, 4096), default=2048)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per network call")
-    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                   help="decoding worker processes per rank")
-    p.add_argument("--chunk-clips", type=int, default=8, help="clips decoded at a time per worker")
+    p.add_argument("--feature-dim", type=int, choices=(2048, 4096), default=2048,
+                   help="stored feature: 2048 = mean of adjacent fc6 pairs (paper 4.3), 4096 = fc6")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="C3D arithmetic; auto: fp16 on CUDA, bf16 on a CPU with AMX or AVX512-BF16, "
+                   "else fp32")
+    p.add_argument("--device", metavar="DEVICE", default="auto",
+                   help="cpu, cuda or cuda:N; auto: cuda when available (under torchrun each rank "
+                   "takes cuda:LOCAL_RANK)")
+    p.add_argument("--batch-size", metavar="N", type=int, default=16, help="clips per network call")
+    p.add_argument("--workers", metavar="N", type=int,
+                   default=max(1, min(4, (os.cpu_count() or 2) - 1)),
+                   help="decoding worker processes per rank (one less than the CPUs, 1 to 4)")
+    p.add_argument("--chunk-clips", metavar="N", type=int, default=8,
+                   help="clips decoded at a time per worker")
     add_shard_output_options(p, missing="that are not found")
 
 
 def add_shard_output_options(p: argparse.ArgumentParser, missing: str) -> None:
     """Options every command that writes shards shares (extract, import-features)."""
-    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
-    p.add_argument("--stats-from", type=Path, default=None,
-                   help="normalize with the statistics of an earlier run (shard dir/file or checkpoint)")
+    p.add_argument("--shard-size", metavar="N", type=int, default=64, help="videos per shard file")
+    p.add_argument("--stats-from", metavar="PATH", type=Path, default=None,
+                   help="normalize with the statistics of an earlier run (shard dir/file or "
+                   "checkpoint); default: those of this job's training videos")
     p.add_argument("--allow-missing", action="store_true",
                    help=f"skip listed videos {missing} instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_list_options(ucf: argparse.ArgumentParser, sht: argparse.ArgumentParser) -> None:
+    """The split lists of UCF-Crime and ShanghaiTech (extract, import-features)."""
+    ucf.add_argument("--train-list", metavar="FILE", type=Path,
+                     help="Anomaly_Train.txt (the training videos)")
+    ucf.add_argument("--test-annotation", metavar="FILE", type=Path,
+                     help="Temporal_Anomaly_Annotation.txt or Test_Annotation.txt (the test videos)")
+    sht.add_argument("--train-list", metavar="FILE", type=Path,
+                     help="SH_Train.txt (the training videos)")
+    sht.add_argument("--test-list", metavar="FILE", type=Path, help="SH_Test.txt (the test videos)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `claws extract` with one sub-command per kind of input."""
     parser = subparsers.add_parser("extract", help="videos to normalized C3D feature shards",
-                                   description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=__doc__)
     kinds = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    ucf = kinds.add_parser("ucf-crime", help="UCF-Crime videos found by name under --root")
-    ucf.add_argument("--root", type=Path, required=True)
-    ucf.add_argument("--train-list", type=Path, help="Anomaly_Train.txt")
-    ucf.add_argument("--test-annotation", type=Path, help="Temporal_Anomaly_Annotation.txt")
-    sht = kinds.add_parser("shanghaitech", help="ShanghaiTech, weakly supervised split")
-    sht.add_argument("--root", type=Path, required=True)
-    sht.add_argument("--train-list", type=Path, help="SH_Train.txt")
-    sht.add_argument("--test-list", type=Path, help="SH_Test.txt")
-    foot = kinds.add_parser("footage", help="a folder, a video file or a CSV manifest")
-    foot.add_argument("source", type=Path, help="folder (normal/, anomalous/ optional), file or .csv")
-    foot.add_argument("--split", choices=("train", "test", ""), default="",
-                      help="split for videos that have none (statistics come from 'train')")
+    about = "UCF-Crime videos found by name under --root"
+    ucf = kinds.add_parser("ucf-crime", help=about, description=about + ".")
+    ucf.add_argument("--root", metavar="DIR", type=Path, required=True,
+                     help="folder holding the UCF-Crime videos at any depth")
+    about = "ShanghaiTech, the weakly supervised split of Zhong et al."
+    sht = kinds.add_parser("shanghaitech", help=about, description=about)
+    sht.add_argument("--root", metavar="DIR", type=Path, required=True,
+                     help="dataset root holding training/videos/ and testing/frames/")
+    add_list_options(ucf, sht)
+    about = "Footage of any kind: a folder of videos or frame folders, a video file, or a CSV manifest"
+    foot = kinds.add_parser("footage", help=about, description=about + ".")
+    foot.add_argument("source", type=Path,
+                      help="folder (optional normal/ and anomalous/ subfolders label the videos), "
+                      "video file, or .csv with the header path,label,split")
+    foot.add_argument("--split", choices=("train", "test"), default=None,
+                      help="split of the videos that have none (normalization statistics come "
+                      "from 'train'); default: they keep none")
     for sub in (ucf, sht, foot):
         _common(sub)
         sub.set_defaults(func=run)
@@ -98,7 +127,8 @@ def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
     if args.dataset == "footage":
         from dataclasses import replace
 
-        return [i if i.split else replace(i, split=args.split) for i in footage_items(args.source)]
+        items = footage_items(args.source)
+        return [i if i.split or not args.split else replace(i, split=args.split) for i in items]
     if args.dataset == "ucf-crime":
         items, missing = ucf_crime_items(args.root, args.train_list, args.test_annotation)
     else:
@@ -118,6 +148,7 @@ def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
 def build_network(args: argparse.Namespace, device: str):
     """(network callable, picklable preprocess, extractor dict) from the C3D module."""
     from claws.extract.c3d import default_precision, fc6_to_feature, load_c3d, load_mean, preprocess_clips
+    from claws.extract.clips import CLIP_LEN, TAIL_POLICY
 
     precision = default_precision(device) if args.precision == "auto" else args.precision
     model = load_c3d(args.weights, device=device, precision=precision, seed=args.seed)
@@ -139,6 +170,12 @@ def build_network(args: argparse.Namespace, device: str):
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; 0 when every video is in the shards, 1 when any failed, 2 on bad input."""
+    import torch
+
+    from claws.extract.distributed import init_rank, rank_device, shutdown
+    from claws.extract.finalize import existing_stats
+    from claws.extract.job import JobConfig, run_job
+
     try:
         items = dataset_items(args)
         if args.stats_from is not None and not args.stats_from.exists():
@@ -153,9 +190,12 @@ def run(args: argparse.Namespace) -> int:
     except DatasetError as err:
         logger.error("%s", err)
         return 2
-    rank = init_rank(args.device)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rank = init_rank(device)
     try:
-        device = rank_device(args.device, rank)
+        device = rank_device(device, rank)
         network, preprocess, extractor = build_network(args, device)
         config = JobConfig(
             out=args.out, batch_size=args.batch_size, workers=args.workers,

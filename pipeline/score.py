@@ -1,19 +1,12 @@
-"""`claws score`: per-frame anomaly curves, events and plots for new footage with a trained run.
-
-Inputs are raw videos, folders of videos, frame folders (decoded and passed through C3D with the
-weights the user gives, normalized with the CHECKPOINT's statistics, never statistics of the new
-footage), or feature shards (`--shards DIR`). Raw input is extracted into `<out>/.features/` by the
-extraction job with the checkpoint's statistics, then scored exactly like shards, so a video
-scored from raw footage equals the same video scored from its shard. Outputs per video and for
-the folder are described in claws.pipeline.score_outputs. Finished videos are skipped on a rerun;
-failures are recorded in failures.jsonl and make the exit code 1.
+"""The `claws score` job: score shard videos (or raw input, extracted by claws.pipeline.score_raw)
+with a checkpoint and write each video's curve, events and plot. What the command accepts and
+writes is described in claws.pipeline.score_cmd, its command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -29,39 +22,6 @@ from claws.pipeline.scoring import (
 logger = logging.getLogger(__name__)
 
 FEATURES_DIR = ".features"  # raw input is extracted here, inside the output folder
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `score` sub-command."""
-    p = subparsers.add_parser(
-        "score", help="per-frame anomaly curves, events and plots for videos or shards",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("inputs", nargs="*", type=Path,
-                   help="videos, folders of videos, or frame folders")
-    p.add_argument("--run", type=Path, required=True,
-                   help="training run directory (its latest checkpoint) or a checkpoint file")
-    p.add_argument("--out", type=Path, required=True, help="scores folder to write")
-    p.add_argument("--shards", type=Path, help="score the videos of these feature shards instead")
-    p.add_argument("--split", default=None, help="with --shards: only videos of this split")
-    p.add_argument("--weights", help="C3D weights for raw input (c3d.pickle, Keras .h5, or "
-                   "'random' for a test run); default: the path recorded in the checkpoint")
-    p.add_argument("--mean", type=Path, help="C3D mean cube (.npy[.bz2] or .binaryproto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
-                   help="C3D precision for raw input (default: the training features')")
-    p.add_argument("--fps", type=float, default=0.0,
-                   help="frame rate of frame folders (they carry none)")
-    p.add_argument("--device", default="cpu", help="device for C3D on raw input")
-    p.add_argument("--workers", type=int, default=1, help="decoding worker processes")
-    p.add_argument("--threshold", type=float, default=0.5, help="event threshold on the score")
-    p.add_argument("--min-duration", type=float, default=1.0, help="shortest event, seconds")
-    p.add_argument("--merge-gap", type=float, default=1.0,
-                   help="events closer than this many seconds are merged")
-    p.add_argument("--window", type=int, default=None,
-                   help="clips per scoring window (default: the training run's)")
-    p.add_argument("--overwrite", action="store_true", help="rescore finished videos")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def _run_fields(ckpt: Checkpoint, args: argparse.Namespace, window: int) -> dict:

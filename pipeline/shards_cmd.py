@@ -14,24 +14,26 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from claws.data.shards import ShardError, ShardSet
-from claws.extract.resume import read_failures, work_files
-
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `claws shards info`."""
-    parser = subparsers.add_parser("shards", help="inspect feature shards")
+    parser = subparsers.add_parser("shards", help="inspect feature shards",
+                                   description="Inspect feature shards.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    info = actions.add_parser("info", help="list the videos, statistics and extractor of shards")
-    info.add_argument("dir", type=Path, help="shard directory or one shard file")
+    info = actions.add_parser("info", help="list the videos, statistics and extractor of shards",
+                              description=__doc__.split("\n\n")[1])
+    info.add_argument("dir", type=Path, metavar="SHARDS", help="shard directory or one shard file")
     info.add_argument("--json", action="store_true", help="one JSON object")
     info.set_defaults(func=run)
 
 
 def describe(root: Path) -> dict:
     """Everything `info` shows, as plain data."""
+    from claws.data.shards import ShardSet  # h5py: not for the parser
+    from claws.extract.resume import read_failures, work_files
+
     shards = ShardSet(root)
     videos = [
         {"video_id": v.video_id, "split": v.split, "label": v.label, "class": v.class_name,
@@ -87,6 +89,8 @@ def _print(d: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description; 2 when the directory holds no valid shard."""
+    from claws.data.shards import ShardError
+
     try:
         d = describe(args.dir)
     except ShardError as err:

@@ -6,12 +6,11 @@ of all training videos, at the start of which the clustering loss's 2-means is r
 steps on 30 anomalous + 30 normal videos. Everything a resumed run needs (optimizer, scheduler,
 RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every checkpoint, and
 all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
-reproduces the uninterrupted run exactly.
+reproduces the uninterrupted run exactly. The command line is claws.pipeline.train_cmd.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from claws.model.windows import window_order
 from claws.pipeline.checkpoint import build_model, load_checkpoint, save_checkpoint
-from claws.pipeline.config import PRESETS, TrainConfig, field_types, load_config, parse_value, save_yaml
+from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
 from claws.pipeline.run_dir import RunDir
 from claws.pipeline.train_steps import (
     EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
@@ -29,9 +28,6 @@ from claws.pipeline.train_steps import (
 from claws.pipeline.training_data import TrainingData, load_training_data
 
 log = logging.getLogger(__name__)
-
-RESUME_OVERRIDABLE = ("iterations", "val_every", "log_every", "checkpoint_every", "device",
-                      "cpu_threads")
 
 
 def model_args(config: TrainConfig) -> dict:
@@ -253,42 +249,3 @@ def resume_config(run: RunDir, overrides: dict) -> TrainConfig:
             f"(allowed: {', '.join(RESUME_OVERRIDABLE)}); start a new run with another --name instead"
         )
     return load_config(yaml_path=run.config, overrides=overrides)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `claws train` to the command line."""
-    parser = subparsers.add_parser(
-        "train", help="train CLAWS Net (or an ablation, or the MIL baseline) on feature shards",
-        description="Train on the split 'train' videos of a shard folder. Precedence: paper "
-        "defaults < --preset < --config YAML < --key value. The run folder <runs-dir>/<name> "
-        "gets config.yaml, metrics.jsonl, train.log and checkpoints/ (last.pt, step-N.pt).",
-    )
-    parser.add_argument("--preset", choices=list(PRESETS), help="a Table 3 row or 'mil'")
-    parser.add_argument("--config", type=Path, help="YAML file of config keys")
-    parser.add_argument("--resume", action="store_true", help="continue <runs-dir>/<name> from last.pt")
-    defaults = TrainConfig()
-    for key, kind in field_types().items():
-        parser.add_argument(
-            f"--{key.replace('_', '-')}", dest=f"cfg_{key}", metavar=kind.__name__.upper(),
-            help=f"(default {getattr(defaults, key)!r})",
-        )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of `claws train`; returns the exit code."""
-    overrides = {
-        key[4:]: parse_value(key[4:], value)
-        for key, value in vars(args).items() if key.startswith("cfg_") and value is not None
-    }
-    name = overrides.get("name") or args.preset or overrides.get("model") or "claws"
-    runs_dir = overrides.get("runs_dir", TrainConfig.runs_dir)
-    if args.resume:
-        run_dir = RunDir(Path(runs_dir) / name)
-        overrides = {k: v for k, v in overrides.items() if k not in ("name", "runs_dir")}
-        config = resume_config(run_dir, overrides)
-    else:
-        config = load_config(args.preset, args.config, {**overrides, "name": name})
-    path = train(config, resume=args.resume)
-    print(f"run folder: {path}")
-    return 0

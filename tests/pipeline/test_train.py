@@ -122,7 +122,9 @@ def test_cli_mil_run(tmp_path: Path, capsys: pytest.CaptureFixture,
     ckpt = load_checkpoint(run)
     assert ckpt.model_name == "mil" and ckpt.step == 40 and ckpt.config["optimizer"] == "adagrad"
     assert set(_metrics(run, "train")[0]) >= {"ranking", "smoothness", "sparsity", "total"}
-    assert main(argv[:-2] + ["--iterations", "60", "--resume"]) == 0
+    # --resume needs no --shards: the run's config.yaml names them
+    assert main(["train", "--resume", "--preset", "mil", "--runs-dir", str(tmp_path / "runs"),
+                 "--iterations", "60"]) == 0
     assert load_checkpoint(run).step == 60
     assert main(argv + ["--resume", "--lr", "0.1"]) == 2  # bad input: one clear line, exit 2
     assert "cannot change lr" in caplog.text

@@ -1,0 +1,67 @@
+"""`claws score`: per-frame anomaly curves, events and plots for new footage with a trained run.
+
+Inputs are raw videos, folders of videos, frame folders (decoded and passed through C3D with the
+weights the user gives, normalized with the CHECKPOINT's statistics, never statistics of the new
+footage), or feature shards (`--shards DIR`). Raw input is extracted into `<out>/.features/` by the
+extraction job with the checkpoint's statistics, then scored exactly like shards, so a video
+scored from raw footage equals the same video scored from its shard. Per video the scores folder
+gets <video_id>.npy (the per-frame curve), .csv (frame,time_s,score), .png (the curve, events
+shaded) and .events.json (summary and events); for the folder index.jsonl and failures.jsonl.
+Finished videos are skipped on a rerun; failures make the exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from claws.pipeline.extract import PRECISIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `score` sub-command."""
+    p = subparsers.add_parser(
+        "score", help="per-frame anomaly curves, events and plots for videos or shards",
+        description=__doc__,
+    )
+    p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
+                   help="videos, folders of videos, or frame folders (none with --shards)")
+    p.add_argument("--run", metavar="RUN", type=Path, required=True,
+                   help="training run directory (its latest checkpoint) or a checkpoint file")
+    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="scores folder to write")
+    p.add_argument("--shards", metavar="DIR", type=Path,
+                   help="score the videos of these feature shards instead")
+    p.add_argument("--split", choices=("train", "test"), default=None,
+                   help="with --shards: only videos of this split; default: all")
+    raw = p.add_argument_group("raw input (videos and frame folders)")
+    raw.add_argument("--weights", metavar="FILE",
+                     help="C3D weights (c3d.pickle, Keras .h5, or 'random' for a test run); "
+                     "default: the path recorded in the checkpoint")
+    raw.add_argument("--mean", metavar="FILE", type=Path,
+                     help="C3D mean cube (.npy[.bz2] or .binaryproto); default: the checkpoint's")
+    raw.add_argument("--precision", choices=PRECISIONS, default=None,
+                     help="C3D arithmetic; default: the training features'")
+    raw.add_argument("--fps", metavar="FPS", type=float, default=0.0,
+                     help="frame rate of frame folders, which carry none (0: the decoder's default)")
+    raw.add_argument("--device", metavar="DEVICE", default="cpu",
+                     help="device of C3D: cpu, cuda or cuda:N")
+    raw.add_argument("--workers", metavar="N", type=int, default=1, help="decoding worker processes")
+    events = p.add_argument_group("events and windows")
+    events.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
+                        help="a frame whose score reaches this is anomalous")
+    events.add_argument("--min-duration", metavar="SECONDS", type=float, default=1.0,
+                        help="shortest event")
+    events.add_argument("--merge-gap", metavar="SECONDS", type=float, default=1.0,
+                        help="events closer than this are merged")
+    events.add_argument("--window", metavar="CLIPS", type=int, default=None,
+                        help="clips per scoring window; default: the training run's")
+    p.add_argument("--overwrite", action="store_true", help="rescore finished videos")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `claws score`; 0 when every video was scored, 1 otherwise, 2 on bad input."""
+    from claws.pipeline import score  # torch, h5py, matplotlib
+
+    return score.run(args)
