@@ -3,7 +3,9 @@
     metrics.json        FrameMetrics.to_dict() plus the inputs (scores, ground truth, references)
     summary.md          the figures in a Markdown table, per-class AUC, per-video table, warnings
     roc.png             our ROC curve with optional reference curves (e.g. the paper's)
-    videos/<id>.png     each annotated video's curve with its ground truth shaded red (Fig. 6/7)
+    videos/<id>.png     each annotated video's curve against time in seconds (frames when its
+                        fps is unknown) with its ground truth shaded red (Fig. 6/7) and
+                        the false-alarm threshold as a dashed line
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def write_report(
     references: Mapping[str, Path] | None = None,
     video_plots: bool = True,
     progress: bool = True,
+    fps: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the whole report folder.
 
@@ -96,6 +99,8 @@ def write_report(
         references: name -> reference ROC CSV, drawn dashed on roc.png.
         video_plots: write videos/<id>.png for every annotated video.
         progress: tqdm bar over the video plots.
+        fps: video id -> frames per second, for the plots' time axis (a video without one is
+            plotted against frame numbers).
 
     Returns:
         The report folder.
@@ -107,8 +112,10 @@ def write_report(
         fpr, tpr = read_reference_roc(path)
         reference_aucs[name] = float(np.trapezoid(tpr, fpr))
     roc = thin_curve(metrics.roc, 5000)
+    flag = " (RANDOM C3D WEIGHTS)" if inputs.get("random_features") else ""
     plot_roc(out / "roc.png", {inputs["name"]: (roc.fpr, roc.tpr, metrics.auc)}, references,
-             title=f"frame-level ROC, {metrics.num_videos} videos, {metrics.num_frames:,} frames")
+             title=f"frame-level ROC, {metrics.num_videos} videos, "
+             f"{metrics.num_frames:,} frames{flag}")
     write_json(out / "metrics.json", {
         **metrics.to_dict(), "inputs": {k: v if isinstance(v, (bool, int, float)) else str(v)
                    for k, v in inputs.items()},
@@ -118,8 +125,12 @@ def write_report(
     })
     if video_plots:
         for vid, t in tqdm(sorted(truth.videos.items()), unit="plot", disable=not progress):
-            title = f"{vid} ({t.class_name}): frame scores, ground truth shaded"
-            plot_curve_truth(out / "videos" / f"{vid}.png", curves[vid], t.frame_labels, title)
+            rate = (fps or {}).get(vid)
+            length = f", {t.num_frames / rate:.1f} s" if rate else ""
+            title = (f"{vid} ({t.class_name}): {t.num_frames} frames{length}, "
+                     f"{int(t.frame_labels.sum())} anomalous{flag}")
+            plot_curve_truth(out / "videos" / f"{vid}.png", curves[vid], rate, t.frame_labels,
+                             metrics.threshold, title, "false-alarm rate")
     write_text(out / "summary.md", summary_markdown(metrics, truth, curves, inputs,
                                                      reference_aucs))
     return out

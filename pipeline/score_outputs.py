@@ -5,7 +5,7 @@ others marks a finished video and a rerun skips it):
 
     <video_id>.npy          (num_frames,) float32 per-frame curve
     <video_id>.csv          frame,time_s,score (header, then exactly num_frames rows; time = frame/fps)
-    <video_id>.png          the curve with the events shaded
+    <video_id>.png          the curve against time, events shaded, the threshold dashed
     <video_id>.events.json  summary (video_id, num_frames, fps, duration_s, source, checkpoint,
                             weights_sha256, random_features, peak, peak_s, threshold, event
                             parameters, num_events) and the events list
@@ -89,10 +89,13 @@ def write_video_outputs(out: Path, scored: ScoredVideo, events: list[Event], run
     info = summary(scored, events, run)
     save_npy(out / f"{vid}.npy", scored.frame_scores.astype(np.float32))
     write_curve_csv(out / f"{vid}.csv", scored.frame_scores, scored.fps)
-    title = (f"{vid}: {info['duration_s']:.1f} s, peak {info['peak']:.3f}, "
-             f"{len(events)} events" + (" (RANDOM C3D WEIGHTS)" if scored.random_features else ""))
+    title = (f"{vid}: {info['duration_s']:.1f} s, peak {info['peak']:.3f} at "
+             f"{info['peak_s']:.1f} s, {len(events)} event{'' if len(events) == 1 else 's'}"
+             + (" (RANDOM C3D WEIGHTS)" if scored.random_features else ""))
+    min_duration = run.get("min_duration_s", 0.0)
     plot_curve_events(out / f"{vid}.png", scored.frame_scores, scored.fps, events,
-                      run.get("threshold", 0.5), title)
+                      run.get("threshold", 0.5), title,
+                      f"events last >= {min_duration:g} s" if min_duration else "events")
     write_json(out / f"{vid}{EVENTS_SUFFIX}", {**info, "events": [e.to_dict() for e in events]})
     return info
 

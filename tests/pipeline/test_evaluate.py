@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from claws.pipeline import report as report_module
 from claws.pipeline.cli import main
 
 from .conftest import VIDEOS
@@ -88,6 +89,27 @@ def test_run_and_shards_give_the_same_figures(scores, tiny_run, tiny_shards, tmp
     a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in "ab")
     assert a["auc"] == pytest.approx(b["auc"], abs=1e-7)
     assert a["false_alarm_rate"] == b["false_alarm_rate"]
+
+
+def test_report_plots_get_each_videos_fps_and_the_threshold(
+    scores, tiny_run, tiny_shards, tmp_path, monkeypatch
+):
+    drawn = {}
+
+    def record(path, frame_scores, fps, frame_labels, threshold, title, threshold_use=""):
+        drawn[Path(path).stem] = (fps, threshold, title.split(" ")[0], len(frame_labels))
+        return Path(path)
+
+    monkeypatch.setattr(report_module, "plot_curve_truth", record)
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    want = {vid: (fps, 0.3, vid, n) for vid, n, fps, *_ in VIDEOS}
+    for name, source in (("a", [str(scores)]),
+                         ("b", ["--run", str(tiny_run), "--shards", str(tiny_shards)])):
+        drawn.clear()
+        assert main(["evaluate", *source, "--intervals", str(gt), "--threshold", "0.3",
+                     "--out", str(tmp_path / name), "--no-progress"]) == 0
+        assert drawn == want, name
 
 
 def test_ucf_annotation_past_the_end_is_a_counted_warning(scores, tmp_path):

@@ -13,6 +13,7 @@ import torch
 from claws.data.shards import VideoRecord, write_shard
 from claws.extract.clips import clip_scores_to_frame_scores
 from claws.model.inference import clip_scores
+from claws.pipeline import score_outputs
 from claws.pipeline.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
 
@@ -53,6 +54,22 @@ def test_outputs_per_video(tiny_run, tiny_shards, tmp_path):
     assert [row["video_id"] for row in index] == sorted(v[0] for v in VIDEOS)
     assert (out / "failures.jsonl").read_text() == ""
     assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_plots_get_the_fps_threshold_and_event_rule(tiny_run, tiny_shards, tmp_path, monkeypatch):
+    drawn = {}
+
+    def record(path, frame_scores, fps, events, threshold, title, threshold_use=""):
+        drawn[Path(path).stem] = (fps, len(frame_scores), threshold, threshold_use, title)
+        Path(path).write_bytes(b"png")
+        return Path(path)
+
+    monkeypatch.setattr(score_outputs, "plot_curve_events", record)
+    assert _score(tiny_run, tiny_shards, tmp_path / "s", "--threshold", "0.3",
+                  "--min-duration", "0.5") == 0
+    assert {vid: d[:4] for vid, d in drawn.items()} == {
+        vid: (fps, n, 0.3, "events last >= 0.5 s") for vid, n, fps, *_ in VIDEOS}
+    assert all(title.startswith(f"{vid}: ") for vid, (*_, title) in drawn.items())
 
 
 def test_resume_skips_finished_videos(tiny_run, tiny_shards, tmp_path, caplog):
