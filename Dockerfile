@@ -16,8 +16,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
     && make setup VENV=/opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
+# Everything a command writes must go to a mounted folder, or it is lost with the container.
+# The default command writes the demo to /out, a volume: mount a host folder there to keep it,
+#   docker run -v "$PWD/demo_out:/out" claws
 # Weights and data are mounted by the user, never downloaded: e.g.
 #   docker run -v /data:/data claws extract ucf-crime --root /data/UCF \
 #       --train-list /data/Anomaly_Train.txt --weights /data/c3d.pickle --out /data/feats/ucf
+VOLUME ["/out"]
 ENTRYPOINT ["claws"]
-CMD ["demo"]
+CMD ["demo", "--out", "/out"]

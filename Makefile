@@ -25,5 +25,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# Every benchmark script in turn, each printing one JSON line (tens of minutes on a 2-core CPU);
+# one alone: .venv/bin/python bench/NAME.py
 bench: setup
-	$(PY) bench/c3d.py
+	set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done

@@ -18,8 +18,6 @@ import json
 import logging
 from pathlib import Path
 
-from claws.data.synthetic import synthetic_frames, write_video
-
 logger = logging.getLogger(__name__)
 
 FPS = 25.0
@@ -44,15 +42,18 @@ def _video_plan(num_train: int, num_test: int, seed: int, base_frames: int) -> l
 
 def write_dataset(
     root: Path, num_train: int, num_test: int, seed: int, base_frames: int = 96
-) -> tuple[Path, Path]:
-    """Synthetic videos, a manifest `path,label,split` and the test intervals CSV.
+) -> tuple[Path, Path, int]:
+    """Synthetic videos (the missing ones), a manifest `path,label,split` and the test intervals CSV.
 
     Returns:
-        (manifest path, intervals CSV path).
+        (manifest path, intervals CSV path, number of videos written by this call).
     """
+    from claws.data.synthetic import synthetic_frames, write_video  # torch, av: not for the parser
+
     videos = root / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     manifest, intervals = root / "manifest.csv", root / "test_intervals.csv"
+    written = 0
     with manifest.open("w", newline="") as m, intervals.open("w", newline="") as g:
         man, gt = csv.writer(m), csv.writer(g)
         man.writerow(["path", "label", "split"])
@@ -62,22 +63,28 @@ def write_dataset(
             if not path.exists():
                 frames = synthetic_frames(v["num_frames"], 120, 160, seed=v["seed"], event=v["event"])
                 write_video(path, frames, fps=FPS)
+                written += 1
             man.writerow([f"videos/{path.name}", v["label"], v["split"]])
             if v["split"] == "test":  # -1,-1: a normal video (no event)
                 gt.writerow([v["video_id"], *(v["event"] or (-1, -1))])
-    return manifest, intervals
+    return manifest, intervals, written
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `demo` sub-command."""
     p = subparsers.add_parser("demo", help="synthetic end-to-end run: extract, train, score, evaluate",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for everything")
-    p.add_argument("--train-videos", type=int, default=10, help="synthetic training videos")
-    p.add_argument("--test-videos", type=int, default=6, help="synthetic test videos")
-    p.add_argument("--iterations", type=int, default=400, help="CLAWS Net training steps")
-    p.add_argument("--video-frames", type=int, default=96, help="shortest synthetic video, frames")
-    p.add_argument("--seed", type=int, default=0)
+                              description=__doc__)
+    p.add_argument("--out", type=Path, default=Path("demo_out"), metavar="DIR",
+                   help="folder for everything")
+    p.add_argument("--train-videos", type=int, default=10, metavar="N", help="synthetic training videos")
+    p.add_argument("--test-videos", type=int, default=6, metavar="N", help="synthetic test videos")
+    p.add_argument("--iterations", type=int, default=400, metavar="N", help="CLAWS Net training steps")
+    p.add_argument("--video-frames", type=int, default=96, metavar="N",
+                   help="frames of the shortest synthetic video")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the footage, C3D and training")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+                   help="C3D precision of the extraction and raw scoring (default: fp32, the reference)")
     p.set_defaults(func=run)
 
 
@@ -93,12 +100,15 @@ def _step(title: str, argv: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `claws demo`; returns the exit code."""
     out: Path = args.out
-    print(f"claws demo: writing synthetic footage to {out}/data", flush=True)
-    manifest, intervals = write_dataset(out / "data", args.train_videos, args.test_videos, args.seed,
-                                       args.video_frames)
+    total = args.train_videos + args.test_videos
+    print(f"claws demo: synthetic footage in {out}/data ({total} videos)", flush=True)
+    manifest, intervals, written = write_dataset(out / "data", args.train_videos, args.test_videos,
+                                                 args.seed, args.video_frames)
+    print(f"claws demo: {written} videos written, {total - written} already there (kept)", flush=True)
     shards, runs, scores = out / "shards", out / "runs", out / "scores"
     _step("extract", ["extract", "footage", str(manifest), "--out", str(shards), "--weights",
-                      "random", "--seed", str(args.seed), "--workers", "1", "--no-progress"])
+                      "random", "--seed", str(args.seed), "--precision", args.precision, "--workers", "1",
+                      "--no-progress"])
     _step("inspect", ["shards", "info", str(shards)])
     resume = ["--resume"] if (runs / "claws" / "checkpoints" / "last.pt").exists() else []
     _step("train", ["train", *resume, "--preset", "claws", "--shards", str(shards), "--runs-dir", str(runs),
@@ -113,13 +123,14 @@ def run(args: argparse.Namespace) -> int:
                                 "test", "--out", str(scores), "--no-progress"])
     raw_video = sorted((out / "data" / "videos").glob("test_anomalous_*.mp4"))[0]
     _step("score raw footage", ["score", str(raw_video), "--run", str(run_dir), "--weights",
-                                "random", "--out", str(out / "scores_raw"), "--no-progress"])
+                                "random", "--precision", args.precision, "--out", str(out / "scores_raw"),
+                                "--no-progress"])
     report = out / "report"
     _step("evaluate", ["evaluate", str(scores), "--intervals", str(intervals), "--out", str(report),
                        "--no-progress"])
     metrics = json.loads((report / "metrics.json").read_text())
-    auc = metrics.get("auc", metrics.get("frame_auc"))
+    auc, precision = metrics["auc"], metrics["inputs"].get("precision", "unknown")
     print(f"\nclaws demo finished: frame AUC {auc:.4f} on {args.test_videos} synthetic test videos "
-          "(C3D with RANDOM weights: a plumbing check, not a benchmark).")
+          f"(C3D {precision} with RANDOM weights: a plumbing check, not a benchmark).")
     print(f"report: {report}/summary.md   curves: {scores}/   raw-footage curve: {out}/scores_raw/")
     return 0

@@ -73,18 +73,28 @@ def restrict(truth: GroundTruth, ids: list[str], where: Path) -> GroundTruth:
 def curves_from_run(
     args: argparse.Namespace,
 ) -> tuple[dict[str, np.ndarray], dict[str, float], bool]:
-    """Score the shard videos with the run in memory; returns (curves, fps, any random features)."""
+    """Score the shard videos with the run in memory.
+
+    Returns:
+        (curves, fps, rows): rows hold each video's random_features flag and C3D precision.
+    """
     ckpt = load_checkpoint(args.run)
     shards = ShardSet(args.shards)
     window = checkpoint_window(ckpt)
-    curves, fps, random_features = {}, {}, False
+    curves, fps, rows = {}, {}, []
     for info in shards.select(split=args.split):
         scored = score_shard_video(ckpt, shards, info, window)
         curves[info.video_id], fps[info.video_id] = scored.frame_scores, scored.fps
-        random_features |= scored.random_features
+        rows.append({"random_features": scored.random_features, "precision": scored.precision})
     if not curves:
         raise ShardError(f"no videos of split {args.split!r} in {args.shards}")
-    return curves, fps, random_features
+    return curves, fps, rows
+
+
+def feature_inputs(rows: list[dict]) -> dict:
+    """What the features were, from per-video rows: any random weights, the C3D precisions."""
+    return {"random_features": any(r.get("random_features") for r in rows),
+            "precision": ", ".join(sorted({str(r.get("precision", "unknown")) for r in rows}))}
 
 
 def gather_curves(
@@ -95,18 +105,16 @@ def gather_curves(
         raise ScoresError("give a scores folder, or --run with --shards (not both)")
     if args.scores:
         curves, rows = read_curves(args.scores)
-        random_features = any(r.get("random_features") for r in rows)
         runs = sorted({Path(r.get("checkpoint", "?")).parent.parent.name for r in rows})
         name = args.name or (runs[0] if len(runs) == 1 else str(args.scores))
         fps = {r["video_id"]: r["fps"] for r in rows if r.get("fps")}
-        inputs = {"name": name, "scores": args.scores, "random_features": random_features}
-        return curves, fps, inputs
+        return curves, fps, {"name": name, "scores": args.scores, **feature_inputs(rows)}
     if not (args.run and args.shards):
         raise ScoresError("--run and --shards go together")
-    curves, fps, random_features = curves_from_run(args)
+    curves, fps, rows = curves_from_run(args)
     name = args.name or Path(args.run).name
     return curves, fps, {"name": name, "scores": f"{args.run} on {args.shards}",
-                         "random_features": random_features}
+                         **feature_inputs(rows)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,7 +48,9 @@ def summary_markdown(
         lines += ["> **WARNING: scores from RANDOM-WEIGHTS C3D features; these figures say "
                   "nothing about real performance.**", ""]
     lines += [
-        f"- scores: `{inputs['scores']}`", f"- ground truth: `{truth.source}`", "",
+        f"- scores: `{inputs['scores']}`", f"- ground truth: `{truth.source}`",
+        f"- C3D features: precision {inputs.get('precision', 'unknown')}"
+        + (", RANDOM weights" if inputs.get("random_features") else ""), "",
         "| metric | value |", "|---|---:|",
         f"| frame-level ROC AUC (all test frames concatenated) | {_percent(metrics.auc)} |",
         f"| average precision | {_percent(metrics.average_precision)} |",
@@ -95,7 +97,8 @@ def write_report(
         metrics: the computed metrics.
         truth: the ground truth they were computed against.
         curves: video id -> per-frame curve.
-        inputs: what was evaluated: name, scores (folder or run + shards), random_features.
+        inputs: what was evaluated: name, scores (folder or run + shards), random_features,
+            precision (the C3D precisions of the features).
         references: name -> reference ROC CSV, drawn dashed on roc.png.
         video_plots: write videos/<id>.png for every annotated video.
         progress: tqdm bar over the video plots.

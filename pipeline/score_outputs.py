@@ -67,6 +67,7 @@ def summary(scored: ScoredVideo, events: list[Event], run: dict) -> dict:
         "label": scored.label,
         "class_name": scored.class_name,
         "random_features": scored.random_features,
+        "precision": scored.precision,
         "peak": round(float(scored.frame_scores[peak_frame]), 6),
         "peak_s": round(peak_frame / scored.fps, 4),
         "mean": round(float(scored.frame_scores.mean()), 6),

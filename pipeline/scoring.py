@@ -44,6 +44,7 @@ class ScoredVideo(NamedTuple):
     label: int  # 1 anomalous, 0 normal, -1 unknown (from the shard)
     class_name: str
     random_features: bool  # features come from random C3D weights: not real features
+    precision: str  # C3D precision of the features (fp32, bf16, fp16; "imported" for published ones)
 
 
 def checkpoint_window(ckpt: Checkpoint) -> int:
@@ -148,4 +149,10 @@ def score_shard_video(
     return ScoredVideo(
         info.video_id, frames, clips, info.num_frames, info.fps,
         info.source_path or str(info.shard), info.label, info.class_name, random_features,
+        feature_precision(info.extractor),
     )
+
+
+def feature_precision(extractor: dict) -> str:
+    """The C3D precision recorded in a video's extractor dict ("imported": published features)."""
+    return str(extractor.get("precision") or ("imported" if extractor.get("imported") else "unknown"))

@@ -14,12 +14,26 @@ SHARED_DATA = Path(
 )
 
 
+class SharedPath(type(Path())):
+    """A path under the shared data whose `/` skips the test when the joined path is missing.
+
+    A data folder that exists but lacks one file skips only the tests that need that file, each
+    naming it, instead of failing them.
+    """
+
+    def __truediv__(self, key: str) -> "SharedPath":
+        path = super().__truediv__(key)
+        if not path.exists():
+            pytest.skip(f"real test data file missing: {path} (see SOURCES.md of the shared data)")
+        return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of ../shared/data (real annotations, splits, mean cube, features, videos)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (set CLAWS_SHARED_DATA)")
-    return SHARED_DATA
+    return SharedPath(SHARED_DATA)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from claws.data.shards import (
+    RANGE_FLOOR,
     NormAccumulator,
     NormStats,
     ShardError,
     ShardSet,
     VideoRecord,
+    normalization_range,
     write_shard,
 )
 
@@ -59,6 +61,32 @@ def test_statistics_equal_direct_numpy():
     assert stats.range[4] == 1.0
     assert (stats.num_videos, stats.num_clips) == (3, 11)
     np.testing.assert_allclose(stats.denormalize(stats.normalize(allx)), allx, rtol=1e-5, atol=1e-5)
+
+
+def test_a_barely_varying_dimension_is_not_divided_by_its_noise():
+    """A dimension almost never active (a near-dead ReLU unit) has a range that is rounding noise:
+    it is floored at RANGE_FLOOR x the median range, so a test clip where the unit fires cannot
+    become a normalized value in the thousands (what fp32 vs bf16 C3D did to the demo)."""
+    rng = np.random.default_rng(0)
+    train = rng.uniform(0, 30, size=(50, 6))
+    train[:, 4] = 0.0
+    train[7, 4] = 0.005  # active once, barely
+    train[:, 5] = 3.0  # constant: range 1 by DESIGN.md's rule, then the floor
+    acc = NormAccumulator(6)
+    acc.update(train)
+    stats = acc.finalize()
+    span = train.max(0) - train.min(0)
+    floor = RANGE_FLOOR * np.median(span[:5])
+    np.testing.assert_allclose(stats.range[:4], span[:4])  # ordinary dimensions are untouched
+    assert stats.range[4] == pytest.approx(floor) and stats.range[5] == pytest.approx(max(1.0, floor))
+    test_clip = np.array([[15, 15, 15, 15, 7.0, 3.0]])
+    assert np.abs(stats.normalize(test_clip)).max() < 7.0 / floor + 1e-6 < 10
+    np.testing.assert_array_equal(normalization_range(np.array([0.0, 0.0])), [1.0, 1.0])
+
+
+def test_floor_leaves_comparable_ranges_alone():
+    span = np.array([2.3, 4.0, 6.4, 15.3])  # like real C3D: smallest 0.36 of the median
+    np.testing.assert_array_equal(normalization_range(span), span)
 
 
 def test_no_training_clips_is_an_error():

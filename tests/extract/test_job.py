@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from claws.data.shards import ShardSet
+from claws.data.shards import ShardSet, normalization_range
 from claws.data.synthetic import synthetic_frames, write_video
 from claws.data.videos import VideoItem
 from claws.extract.job import JobConfig, run_job
@@ -41,8 +41,7 @@ def test_statistics_equal_numpy_and_raw_recoverable(tmp_path, fake):
     raw = {i.video_id: fake.expected_features(synthetic_frames(n, 24, 32, seed=k))
            for k, (i, n) in enumerate(zip(train, [20, 40, 17]))}
     clips = np.concatenate(list(raw.values()))  # TRAINING clips only
-    span = clips.max(0) - clips.min(0)
-    span[span < 1e-6] = 1
+    span = normalization_range(clips.max(0) - clips.min(0))
     np.testing.assert_allclose(shards.stats.mean, clips.mean(0), rtol=1e-6)
     np.testing.assert_allclose(shards.stats.range, span, rtol=1e-6)
     assert shards.stats.num_videos == 3 and shards.stats.num_clips == len(clips)
