@@ -14,6 +14,7 @@ from torch import nn
 from claws.extract import c3d
 from claws.extract.c3d import (
     C3D,
+    _cpu_has_native_bf16,
     default_precision,
     fc6_to_feature,
     load_c3d,
@@ -149,6 +150,7 @@ def test_forward_rejects_unpreprocessed_input(random_model: C3D) -> None:
         random_model(torch.zeros(1, 16, 112, 112, 3))
 
 
+@pytest.mark.slow
 def test_real_clip_through_preprocess_and_random_forward(shared_data, random_model: C3D) -> None:
     """The real roger clip end to end. With random weights no Sports-1M class can be checked."""
     from PIL import Image
@@ -182,6 +184,10 @@ def test_fc6_to_feature_pairs_and_identity() -> None:
         fc6_to_feature(fc6[:, :100])
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not _cpu_has_native_bf16(), reason="no native bf16 on this CPU: torch's emulated "
+                    "bf16 C3D takes minutes per clip (tests/pipeline/test_precision.py checks bf16 "
+                    "numerics end to end)")
 def test_bf16_forward_returns_float32_close_to_fp32(clip_input: torch.Tensor) -> None:
     model = load_c3d("random", seed=3)
     with torch.no_grad():
@@ -196,6 +202,7 @@ def test_bf16_forward_returns_float32_close_to_fp32(clip_input: torch.Tensor) ->
     assert ((low - reference).norm() / reference.norm()).item() < 0.05
 
 
+@pytest.mark.slow
 def test_random_weights_are_seeded_recorded_and_announced(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="claws.extract.c3d"):
         a = load_c3d("random", seed=7)

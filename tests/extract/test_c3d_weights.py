@@ -98,6 +98,7 @@ def keras_files(reference_state, tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["keras1", "keras2"])
 def test_keras_h5_loads_identical_tensors(style, keras_files, reference_state) -> None:
     model = load_c3d(keras_files[style])
@@ -105,6 +106,7 @@ def test_keras_h5_loads_identical_tensors(style, keras_files, reference_state) -
     assert model.weights_info["format"] == "keras_h5"
 
 
+@pytest.mark.slow
 def test_keras_h5_and_pickle_give_the_same_fc6(pickle_file, keras_files) -> None:
     clips = torch.rand(1, 3, 16, 112, 112, generator=torch.Generator().manual_seed(5)) * 255 - 100
     with torch.no_grad():

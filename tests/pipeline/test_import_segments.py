@@ -205,6 +205,7 @@ def real_lists(shared_data):
             str(ucf / "Train_Annotation.txt"), str(ucf / "Test_Annotation.txt"), "--allow-missing"]
 
 
+@pytest.mark.slow
 def test_real_ucf_c3d32_pack(tmp_path, shared_data):
     """244 training and 60 test videos of real 32-segment C3D features, priority vantage > sultani > bku."""
     pack = shared_data / "features" / "ucf_c3d32"
