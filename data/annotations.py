@@ -14,7 +14,9 @@ Three sources, each turned into the same `GroundTruth` (one `VideoTruth` per vid
   `class`): frames 0-based, end EXCLUSIVE; a row with empty or -1 start/end lists a normal video.
 
 Frame counts that a file does not give come from `frame_counts` (e.g. the lengths of the score
-curves). Video ids are file stems without folder or extension (`Abuse028_x264`).
+curves). Video ids are file stems without folder or extension (`Abuse028_x264`); names that are not
+UTF-8 get the ids claws.data.videos gives their files. An annotation that lies entirely past its
+video's end is an error (the file or the frame count is wrong), not a clipped empty event.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from claws.data.videos import printable
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +76,18 @@ class GroundTruth:
 
 def video_id_of(name: str) -> str:
     """`Arson/Arson022_x264.mp4` -> `Arson022_x264`: the id a video has everywhere in claws."""
-    return Path(name.strip()).stem if "." in Path(name.strip()).name else Path(name.strip()).name
+    name = Path(printable(name.strip())).name
+    return Path(name).stem if "." in name else name
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Lines of an annotation file; bytes that are not UTF-8 kept as os.fsdecode keeps them."""
+    return Path(path).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
 
 
 def labels_from_ranges(
-    video_id: str, num_frames: int, ranges: list[tuple[int, int]], warnings: list[str]
+    video_id: str, num_frames: int, ranges: list[tuple[int, int]], warnings: list[str],
+    origins: list[str] | None = None,
 ) -> np.ndarray:
     """0-based half-open frame ranges to a (num_frames,) uint8 label array, clipped to the video.
 
@@ -84,18 +95,30 @@ def labels_from_ranges(
         video_id: named in warnings and errors.
         num_frames: length of the video.
         ranges: (start, end) pairs, 0-based, end exclusive.
-        warnings: a range past the video's end is clipped and a message appended here.
+        warnings: a range that ends past the video's end is clipped and a message appended here.
+        origins: each range as its file writes it, with file and line, for the messages
+            (default: the 0-based range).
 
     Returns:
         (num_frames,) uint8 array, 1 inside any range.
+
+    Raises:
+        AnnotationError: an empty or negative range, or one that starts past the video's end.
     """
     labels = np.zeros(num_frames, dtype=np.uint8)
-    for start, end in ranges:
+    for k, (start, end) in enumerate(ranges):
+        shown = origins[k] if origins else f"[{start}, {end})"
         if start < 0 or end <= start:
-            raise AnnotationError(f"video {video_id}: invalid frame range [{start}, {end})")
+            raise AnnotationError(f"video {video_id}: invalid frame range {shown}")
+        if start >= num_frames:
+            raise AnnotationError(
+                f"video {video_id}: the annotation {shown} lies entirely past the video's end "
+                f"({num_frames} frames); fix the annotation or the video's frame count, or leave "
+                "the video out (--videos)"
+            )
         if end > num_frames:
             warnings.append(
-                f"video {video_id}: annotation [{start}, {end}) ends past the video's end "
+                f"video {video_id}: annotation {shown} ends past the video's end "
                 f"({num_frames} frames); clipped"
             )
         labels[start:min(end, num_frames)] = 1
@@ -104,6 +127,16 @@ def labels_from_ranges(
 
 def _is_int(token: str) -> bool:
     return token.lstrip("-").isdigit()
+
+
+def _frame_count(text: str, where: str, video_id: str, unknown_ok: bool = False) -> int:
+    """A frame count as written in an annotation file: a whole number >= 1 (or -1 = unknown)."""
+    text = text.strip()
+    if _is_int(text) and (int(text) >= 1 or (unknown_ok and int(text) == -1)):
+        return int(text)
+    allowed = "a whole number >= 1" + (" (or -1: unknown)" if unknown_ok else "")
+    raise AnnotationError(f"{where}: video {video_id}: num_frames {text!r} is not {allowed}; "
+                          "fix the line")
 
 
 def _parse_ucf_line(path: Path, lineno: int, line: str) -> tuple[str, str, list[int], int | None]:
@@ -122,35 +155,43 @@ def _parse_ucf_line(path: Path, lineno: int, line: str) -> tuple[str, str, list[
         )
     if not all(_is_int(b) for b in bounds):
         raise AnnotationError(f"{path}:{lineno}: frame bounds must be integers, got {bounds}")
-    return video_id_of(name), cls, [int(b) for b in bounds], None if count is None else int(count)
+    vid = video_id_of(name)
+    if count is not None:
+        count = _frame_count(count, f"{path}:{lineno}", vid)
+    return vid, cls, [int(b) for b in bounds], count
 
 
-def _ucf_ranges(video_id: str, bounds: list[int]) -> list[tuple[int, int]]:
-    """1-based inclusive (s, e) pairs, -1 = none, to 0-based half-open ranges."""
-    ranges = []
+def _ucf_ranges(
+    video_id: str, bounds: list[int], where: str
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """1-based inclusive (s, e) pairs, -1 = none, to 0-based half-open ranges and their origins."""
+    ranges, origins = [], []
     for start, end in zip(bounds[0::2], bounds[1::2]):
         if start == -1 and end == -1:
             continue
         if start < 1 or end < start:
             raise AnnotationError(
-                f"video {video_id}: 1-based inclusive range ({start}, {end}) is invalid; "
+                f"{where}: video {video_id}: 1-based inclusive range ({start}, {end}) is invalid; "
                 "use -1 -1 for no event"
             )
         ranges.append((start - 1, end))
-    return ranges
+        origins.append(f"frames {start}-{end} (1-based, inclusive; {where})")
+    return ranges, origins
 
 
 def read_ucf_frame_counts(path: Path) -> dict[str, int]:
     """Frame counts per video id from a file with counts (`Test_Annotation.txt` and kin)."""
     counts = {}
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         tokens = line.split()
         if len(tokens) >= 2 and _is_int(tokens[1]):
-            counts[video_id_of(tokens[0])] = int(tokens[1])
+            vid = video_id_of(tokens[0])
+            counts[vid] = _frame_count(tokens[1], f"{path}:{lineno}", vid)
         elif len(tokens) == 7 and _is_int(tokens[6]):
-            counts[video_id_of(tokens[0])] = int(tokens[6])
+            vid = video_id_of(tokens[0])
+            counts[vid] = _frame_count(tokens[6], f"{path}:{lineno}", vid)
         else:
             raise AnnotationError(f"{path}:{lineno}: no frame count in {line.strip()!r}")
     if not counts:
@@ -173,7 +214,7 @@ def load_ucf_crime(path: Path, frame_counts: Mapping[str, int] | None = None) ->
     frame_counts = frame_counts or {}
     videos: dict[str, VideoTruth] = {}
     warnings: list[str] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
             continue
         vid, cls, bounds, count = _parse_ucf_line(path, lineno, line)
@@ -186,7 +227,8 @@ def load_ucf_crime(path: Path, frame_counts: Mapping[str, int] | None = None) ->
                     "Test_Annotation.txt or score the video first"
                 )
             count = int(frame_counts[vid])
-        labels = labels_from_ranges(vid, count, _ucf_ranges(vid, bounds), warnings)
+        ranges, origins = _ucf_ranges(vid, bounds, f"{path}:{lineno}")
+        labels = labels_from_ranges(vid, count, ranges, warnings, origins)
         videos[vid] = VideoTruth(vid, labels, cls)
     return _finish(videos, str(path), warnings)
 
@@ -207,13 +249,15 @@ def load_shanghaitech(
     mask_dir, split_file = Path(mask_dir), Path(split_file)
     frame_counts = frame_counts or {}
     videos: dict[str, VideoTruth] = {}
-    for lineno, line in enumerate(split_file.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(split_file), 1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
-        vid = parts[0]
+        vid, where = printable(parts[0]), f"{split_file}:{lineno}"
+        if len(parts) > 1 and parts[1] not in ("0", "1", "-1"):
+            raise AnnotationError(f"{where}: video {vid}: label {parts[1]!r} is not 0, 1 or -1")
         label = int(parts[1]) if len(parts) > 1 else -1
-        count = int(parts[2]) if len(parts) > 2 else -1
+        count = _frame_count(parts[2], where, vid, unknown_ok=True) if len(parts) > 2 else -1
         if vid in videos:
             raise AnnotationError(f"{split_file}:{lineno}: video {vid} listed twice")
         videos[vid] = _sht_video(mask_dir, split_file, vid, label, count, frame_counts)
@@ -261,10 +305,10 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
     """
     path = Path(path)
     frame_counts = frame_counts or {}
-    ranges: dict[str, list[tuple[int, int]]] = {}
+    ranges: dict[str, list[tuple[int, int, str]]] = {}  # (start, end, where it is written)
     counts: dict[str, int] = {}
     classes: dict[str, str] = {}
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         missing = {"video", "start_frame", "end_frame"} - set(reader.fieldnames or [])
         if missing:
@@ -280,23 +324,26 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
         if count is None:
             raise AnnotationError(f"{path}: video {vid} has no num_frames; score it first "
                                   "or add a num_frames column")
-        labels = labels_from_ranges(vid, int(count), spans, warnings)
+        labels = labels_from_ranges(vid, int(count), [(s, e) for s, e, _ in spans], warnings,
+                                    [origin for *_, origin in spans])
         cls = classes.get(vid) or ("Anomalous" if spans else NORMAL_CLASS)
         videos[vid] = VideoTruth(vid, labels, cls)
     return _finish(videos, str(path), warnings)
 
 
 def _interval_row(path, lineno, vid, row, ranges, counts, classes) -> None:
+    # a row shorter than the header has None in the missing columns
     start, end = (row.get("start_frame") or "").strip(), (row.get("end_frame") or "").strip()
-    if row.get("num_frames", "").strip():
-        counts[vid] = int(row["num_frames"])
-    if row.get("class", "").strip():
+    if (row.get("num_frames") or "").strip():
+        counts[vid] = _frame_count(row["num_frames"], f"{path}:{lineno}", vid)
+    if (row.get("class") or "").strip():
         classes[vid] = row["class"].strip()
     if start in ("", "-1") and end in ("", "-1"):
         return
     if not (_is_int(start) and _is_int(end)):
         raise AnnotationError(f"{path}:{lineno}: video {vid}: start/end must be integers")
-    ranges[vid].append((int(start), int(end)))
+    origin = f"[{start}, {end}) (0-based, end exclusive; {path}:{lineno})"
+    ranges[vid].append((int(start), int(end), origin))
 
 
 def _finish(videos: dict[str, VideoTruth], source: str, warnings: list[str]) -> GroundTruth:

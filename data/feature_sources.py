@@ -21,7 +21,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from claws.data.videos import DatasetError, VideoItem
+from claws.data.videos import DatasetError, VideoItem, printable
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _add_file(found: dict[str, dict[int, FeatureEntry]], path: Path) -> None:
         return
     m = _CROP.match(path.stem) if path.suffix.lower() == ".npy" else None
     key, crop = (m["base"], int(m["crop"])) if m else (path.stem, -1)
-    _add(found, key, crop, FeatureEntry((path,)))
+    _add(found, printable(key), crop, FeatureEntry((path,)))  # the id claws.data.videos gives
 
 
 def index_feature_files(
@@ -161,6 +161,16 @@ def locate_features(
     return found, missing
 
 
+def _load_error(where: str, suffix: str, err: Exception) -> FeatureFileError:
+    """What to say when numpy cannot load an array; object arrays get their own explanation."""
+    if "Object arrays cannot" in str(err) or "Python objects" in str(err):  # numpy's two wordings
+        return FeatureFileError(
+            f"{where}: an array of Python objects (a pickle), which claws does not load since a "
+            "pickle can run code; save the features as a numeric (T, D) array, e.g. "
+            "np.save(file, np.asarray(features, dtype=np.float32))")
+    return FeatureFileError(f"{where}: unreadable .{suffix} ({err}); replace the file")
+
+
 def read_array(path: Path, key: str | None = None) -> np.ndarray:
     """A numeric array from an .npy, or the array `key` of an .npz.
 
@@ -177,8 +187,7 @@ def read_array(path: Path, key: str | None = None) -> np.ndarray:
     except KeyError as err:
         raise FeatureFileError(f"{where}: no such array in the .npz; check the file") from err
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise FeatureFileError(f"{where}: unreadable .{path.suffix.lstrip('.')} ({err}); "
-                               "replace the file") from err
+        raise _load_error(where, path.suffix.lstrip("."), err) from err
     if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
         raise FeatureFileError(f"{where}: not a numeric array ({getattr(array, 'dtype', type(array))})")
     return array
@@ -202,7 +211,7 @@ def peek_feature_dim(entry: FeatureEntry) -> int:
         try:
             return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[-1])
         except (OSError, ValueError, IndexError) as err:
-            raise FeatureFileError(f"{path}: unreadable .npy ({err})") from err
+            raise _load_error(str(path), "npy", err) from err
     shape = read_array(path, entry.key).shape
     if not shape:
         raise FeatureFileError(f"{entry.where}: a scalar, not a feature array")

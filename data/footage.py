@@ -10,12 +10,15 @@ train/test or empty. Video ids are file stems and must be unique.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from claws.data.videos import (
     FRAME_SUFFIXES, VIDEO_SUFFIXES, DatasetError, VideoItem, check_unique, manifest_rows,
-    parse_split, row_label_split,
+    parse_split, printable, row_label_split,
 )
+
+logger = logging.getLogger(__name__)
 
 _LABEL_FOLDERS = {"normal": 0, "anomalous": 1, "abnormal": 1, "anomaly": 1}
 
@@ -65,25 +68,44 @@ def folder_items(root: Path, split: str = "") -> list[VideoItem]:
     return check_unique(items, str(root))
 
 
-def manifest_items(manifest: Path) -> list[VideoItem]:
-    """Videos of a CSV manifest `path,label,split` (header required)."""
+def manifest_items(manifest: Path, allow_missing: bool = False) -> list[VideoItem]:
+    """Videos of a CSV manifest `path,label,split` (header required).
+
+    Args:
+        manifest: the CSV file.
+        allow_missing: skip (and log) listed paths that do not exist instead of failing.
+    """
     manifest = Path(manifest)
-    items = []
+    items, missing = [], []
     for where, row in manifest_rows(manifest, "path", "path,label,split"):
         path = Path(row["path"].strip())
         path = path if path.is_absolute() else manifest.parent / path
         if not path.exists():
-            raise DatasetError(f"{where}: {path} does not exist")
+            if not allow_missing:
+                raise DatasetError(f"{where}: {printable(str(path))} does not exist; fix the path, "
+                                   "remove the line, or skip missing videos (--allow-missing)")
+            missing.append(f"{where}: {printable(str(path))}")
+            continue
         items.append(VideoItem(path.stem if path.is_file() else path.name, path,
                                *row_label_split(row, where), is_frame_folder=path.is_dir()))
+    if missing:
+        logger.warning("%d listed videos not found, skipped: %s", len(missing),
+                       "; ".join(missing[:20]))
     if not items:
-        raise DatasetError(f"{manifest}: no videos listed")
+        raise DatasetError(f"{manifest}: " + ("none of the listed videos exists" if missing
+                                              else "no videos listed"))
     return check_unique(items, str(manifest))
 
 
-def footage_items(source: Path, split: str = "") -> list[VideoItem]:
-    """A CSV manifest (by its .csv ending) or a folder/file of footage."""
+def footage_items(source: Path, split: str = "", allow_missing: bool = False) -> list[VideoItem]:
+    """A CSV manifest (by its .csv ending) or a folder/file of footage.
+
+    Args:
+        source: the manifest, folder, video file or frame folder.
+        split: split of every video of a folder or file (a manifest names its own).
+        allow_missing: skip manifest entries whose path does not exist instead of failing.
+    """
     source = Path(source)
     if source.suffix.lower() == ".csv":
-        return manifest_items(source)
+        return manifest_items(source, allow_missing)
     return folder_items(source, split)

@@ -22,6 +22,7 @@ Shapes: T clips, D feature dim.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple, Sequence
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from claws.data.feature_sources import FeatureFileError, read_array
 from claws.data.videos import (
-    DatasetError, VideoItem, check_unique, manifest_rows, read_lines, row_label_split,
+    DatasetError, VideoItem, check_unique, manifest_rows, printable, read_lines, row_label_split,
 )
 
 
@@ -51,20 +52,25 @@ class ClipFeatures(NamedTuple):
 
 
 def _video_id(name: str) -> str:
-    return PurePosixPath(name.replace("\\", "/")).stem
+    return printable(PurePosixPath(name.replace("\\", "/")).stem)
 
 
 def _count(text: str, where: str) -> int:
+    """A listed frame count: a whole number (written 1234 or 1234.0), -1 or 0 meaning unknown."""
     try:
-        return int(float(text))
-    except ValueError as err:
-        raise DatasetError(f"{where}: frame count {text!r} is not a number") from err
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value == int(value) and value >= -1):
+        raise DatasetError(f"{where}: frame count {text!r} is not a whole number of frames "
+                           "(-1: unknown); fix the line")
+    return int(value)
 
 
 def _csv_counts(path: Path) -> dict[str, FrameCount]:
     counts: dict[str, FrameCount] = {}
     lines: dict[str, int] = {}
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # as os.fsdecode
         reader = csv.DictReader(f, skipinitialspace=True)
         if not reader.fieldnames or not {"video", "num_frames"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: a frame-count CSV needs the columns 'video,num_frames[,fps]'")

@@ -11,23 +11,35 @@ Layout of one shard (schema version 1):
     /videos/<video_id>     group, attrs below; dataset features (T, D) float32, mean-normalized
 
 Per-video attrs (data, not convention): num_frames, num_clips, fps, clip_len, tail_policy, label
-(1 anomalous, 0 normal, -1 unknown), split, class_name, source_path, source_size, extractor (JSON
-with the extractor config, weights file, weights sha256, precision), weights_sha256,
-schema_version. Raw features are recoverable: raw = features * range + mean.
+(1 anomalous, 0 normal, -1 unknown), split, class_name, source_path (resolved), source_size,
+source_mtime_ns, extractor (JSON with the extractor config, weights file, weights sha256,
+precision), weights_sha256, schema_version, payload_sha256. Raw features are recoverable:
+raw = features * range + mean.
+
+Checksums: `payload_sha256` of a video covers its features and the attrs that align them with
+frames (`payload_sha256()`), and is verified whenever `ShardSet.features` reads them, so
+damage costs one hash of what is read anyway, not a pass over the file at open;
+`/normalization` carries `stats_sha256` over mean, range and counts, verified at open. Shards
+written before the checksums (no such attrs) are read as before. The file is built in memory
+and written whole (claws.data.atomic_write): a full disk never meets HDF5.
 
 Shapes: T clips, D feature dim.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
+
+from claws.data.atomic_write import write_atomic
 
 SCHEMA_VERSION = 1
 RANGE_EPS = 1e-6  # DESIGN.md: a (max - min) below this is treated as 1
@@ -163,16 +175,24 @@ class VideoRecord:
     clip_len: int = 16
     tail_policy: str = "pad_repeat_last"
     extractor: dict = field(default_factory=dict)  # config, weights file + sha256, precision
+    source_mtime_ns: int = -1  # source modified (ns; newest file of a folder), -1 unknown
 
     @property
     def num_clips(self) -> int:
         return int(self.features.shape[0])
 
 
+def video_id_problem(video_id: str) -> str | None:
+    """Why `video_id` cannot name a video group in a shard, or None when it can."""
+    if not video_id or "/" in video_id or video_id in (".", ".."):
+        return f"invalid video id {video_id!r} (empty, '.', '..' or with a '/'); rename the video"
+    return None
+
+
 def _check_record(record: VideoRecord, feature_dim: int, where: str) -> None:
     vid = record.video_id
-    if not vid or "/" in vid or vid in (".", ".."):
-        raise ShardError(f"{where}: invalid video id {vid!r} (no '/' allowed)")
+    if problem := video_id_problem(vid):
+        raise ShardError(f"{where}: {problem}")
     f = record.features
     if f.ndim != 2 or f.shape[1] != feature_dim:
         raise ShardError(f"{where}: video {vid}: features {f.shape}, expected (T, {feature_dim})")
@@ -190,10 +210,31 @@ def _check_record(record: VideoRecord, feature_dim: int, where: str) -> None:
         raise ShardError(f"{where}: video {vid}: fps must be > 0, got {record.fps}")
 
 
+def payload_sha256(
+    features: np.ndarray, num_frames: int, fps: float, clip_len: int, label: int, split: str
+) -> str:
+    """sha256 over a video's features (float32, little-endian, row-major) and the attrs that say
+    which frames they describe and how they are used."""
+    digest = hashlib.sha256(np.ascontiguousarray(features, dtype="<f4").data)
+    digest.update(json.dumps([int(num_frames), float(fps), int(clip_len), int(label),
+                              str(split)]).encode())
+    return digest.hexdigest()
+
+
+def stats_sha256(stats: NormStats) -> str:
+    """sha256 over the normalization statistics as stored (mean, range, counts)."""
+    digest = hashlib.sha256(np.ascontiguousarray(stats.mean, dtype="<f8").data)
+    digest.update(np.ascontiguousarray(stats.range, dtype="<f8").data)
+    digest.update(json.dumps([stats.num_videos, stats.num_clips]).encode())
+    return digest.hexdigest()
+
+
 def write_shard(
     path: Path, records: Iterable[VideoRecord], stats: NormStats, created_by: str = "claws"
 ) -> Path:
-    """Write videos into a new shard atomically (temporary name, then rename).
+    """Write videos into a new shard atomically (built in memory, temporary name, rename).
+
+    Memory: the whole shard is held once (64 videos of 440 clips x 2048 float32: 230 MB).
 
     Args:
         path: final shard path; must not exist (a finished shard is never modified).
@@ -203,50 +244,55 @@ def write_shard(
 
     Returns:
         The final path.
+
+    Raises:
+        ShardError: a record breaks the contract (nothing is written).
+        claws.data.atomic_write.DiskFullError: no room for the file (nothing is left behind).
     """
     path = Path(path)
     if path.exists():
         raise ShardError(f"{path}: shard exists; finished shards are never rewritten")
-    tmp = path.with_name(path.name + ".tmp")
     dim = stats.feature_dim
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs.update(schema_version=SCHEMA_VERSION, feature_dim=dim, created_by=created_by)
-            norm = h5.create_group("normalization")
-            norm.create_dataset("mean", data=stats.mean.astype(np.float64))
-            norm.create_dataset("range", data=stats.range.astype(np.float64))
-            norm.attrs.update(
-                num_videos=stats.num_videos, num_clips=stats.num_clips, source=stats.source
-            )
-            videos = h5.create_group("videos")
-            for record in records:
-                _check_record(record, dim, str(path))
-                if record.video_id in videos:
-                    raise ShardError(f"{path}: video {record.video_id} given twice")
-                g = videos.create_group(record.video_id)
-                g.create_dataset("features", data=record.features.astype(np.float32))
-                g.attrs.update(
-                    num_frames=int(record.num_frames),
-                    num_clips=record.num_clips,
-                    fps=float(record.fps),
-                    clip_len=int(record.clip_len),
-                    tail_policy=record.tail_policy,
-                    label=int(record.label),
-                    split=record.split,
-                    class_name=record.class_name,
-                    source_path=str(record.source_path),
-                    source_size=int(record.source_size),
-                    extractor=json.dumps(record.extractor, sort_keys=True),
-                    weights_sha256=str(record.extractor.get("weights_sha256", "")),
-                    schema_version=SCHEMA_VERSION,
-                )
-            h5.flush()
-            os.fsync(h5.id.get_vfd_handle())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    image = io.BytesIO()
+    with h5py.File(image, "w") as h5:
+        h5.attrs.update(schema_version=SCHEMA_VERSION, feature_dim=dim, created_by=created_by)
+        norm = h5.create_group("normalization")
+        norm.create_dataset("mean", data=stats.mean.astype(np.float64))
+        norm.create_dataset("range", data=stats.range.astype(np.float64))
+        norm.attrs.update(num_videos=stats.num_videos, num_clips=stats.num_clips,
+                          source=stats.source, stats_sha256=stats_sha256(stats))
+        videos = h5.create_group("videos")
+        for record in records:
+            _check_record(record, dim, str(path))
+            if record.video_id in videos:
+                raise ShardError(f"{path}: video {record.video_id} given twice")
+            _write_video(videos, record)
+    # the temporary name ends in .tmp: list_shards (and so every reader) only takes *.h5
+    return write_atomic(path, image.getbuffer(), path.with_name(path.name + ".tmp"))
+
+
+def _write_video(videos: h5py.Group, record: VideoRecord) -> None:
+    features = record.features.astype(np.float32)
+    g = videos.create_group(record.video_id)
+    g.create_dataset("features", data=features)
+    g.attrs.update(
+        num_frames=int(record.num_frames),
+        num_clips=record.num_clips,
+        fps=float(record.fps),
+        clip_len=int(record.clip_len),
+        tail_policy=record.tail_policy,
+        label=int(record.label),
+        split=record.split,
+        class_name=record.class_name,
+        source_path=str(record.source_path),
+        source_size=int(record.source_size),
+        source_mtime_ns=int(record.source_mtime_ns),
+        extractor=json.dumps(record.extractor, sort_keys=True),
+        weights_sha256=str(record.extractor.get("weights_sha256", "")),
+        schema_version=SCHEMA_VERSION,
+        payload_sha256=payload_sha256(features, record.num_frames, record.fps, record.clip_len,
+                                      record.label, record.split),
+    )
 
 
 @dataclass(frozen=True)
@@ -266,6 +312,8 @@ class VideoInfo:
     source_path: str
     source_size: int
     extractor: dict
+    source_mtime_ns: int = -1  # -1: unknown (shards written before it was recorded)
+    payload_sha256: str = ""  # "": no checksum (shards written before checksums)
 
 
 def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoInfo:
@@ -289,6 +337,8 @@ def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoI
         source_path=str(a.get("source_path", "")),
         source_size=int(a.get("source_size", -1)),
         extractor=json.loads(a.get("extractor", "{}")),
+        source_mtime_ns=int(a.get("source_mtime_ns", -1)),
+        payload_sha256=str(a.get("payload_sha256", "")),
     )
     expected = -(-info.num_frames // info.clip_len) if info.num_frames > 0 else -1
     if shape != (info.num_clips, feature_dim) or info.num_clips != expected:
@@ -301,14 +351,33 @@ def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoI
     return info
 
 
+@contextmanager
+def _damage_named(shard: Path, video_id: str = "") -> Iterator[None]:
+    """Turn h5py's errors on a damaged file (RuntimeError, OSError, KeyError...) into a ShardError
+    that names the shard (and video) and says what to do."""
+    try:
+        yield
+    except ShardError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as err:
+        where = f"{shard}: video {video_id}" if video_id else str(shard)
+        raise ShardError(f"{where}: the shard is damaged and cannot be read ({err}); re-extract its "
+                         f"videos or restore {shard.name} from a backup") from err
+
+
 def _read_stats(shard: Path, h5: h5py.File) -> NormStats:
     if "normalization" not in h5:
         raise ShardError(f"{shard}: no normalization group; not a claws shard or written by hand")
     n = h5["normalization"]
-    return NormStats(
+    stats = NormStats(
         n["mean"][()], n["range"][()], int(n.attrs["num_videos"]), int(n.attrs["num_clips"]),
         str(n.attrs.get("source", "")),
     )
+    stored = str(n.attrs.get("stats_sha256", ""))
+    if stored and stored != stats_sha256(stats):
+        raise ShardError(f"{shard}: normalization statistics do not match their checksum: the file "
+                         "is damaged; restore it from a backup or extract its videos again")
+    return stats
 
 
 def list_shards(root: Path) -> list[Path]:
@@ -345,7 +414,7 @@ class ShardSet:
             h5 = h5py.File(shard, "r")
         except OSError as err:
             raise ShardError(f"{shard}: not a readable HDF5 file ({err}); delete it and rerun") from err
-        with h5:
+        with h5, _damage_named(shard):
             version = int(h5.attrs.get("schema_version", -1))
             if version != SCHEMA_VERSION:
                 raise ShardError(f"{shard}: schema version {version}, this reader needs {SCHEMA_VERSION}")
@@ -386,8 +455,15 @@ class ShardSet:
     def features(self, video_id: str, raw: bool = False) -> np.ndarray:
         """(T, D) float32 features of one video; normalized as stored, or raw if asked."""
         info = self._info(video_id)
-        with h5py.File(info.shard, "r") as h5:
+        with _damage_named(info.shard, video_id), h5py.File(info.shard, "r") as h5:
             feats = h5["videos"][video_id]["features"][()]
+        if info.payload_sha256 and info.payload_sha256 != payload_sha256(
+                feats, info.num_frames, info.fps, info.clip_len, info.label, info.split):
+            raise ShardError(
+                f"{info.shard}: video {video_id}: features or metadata do not match their checksum "
+                f"(payload_sha256): the file is damaged; re-extract the video or restore "
+                f"{info.shard.name} from a backup"
+            )
         if not np.isfinite(feats).all():
             raise ShardError(f"{info.shard}: video {video_id}: features contain NaN or inf")
         return self.stats.denormalize(feats) if raw else feats
@@ -398,6 +474,7 @@ class ShardSet:
         return VideoRecord(
             i.video_id, self.features(video_id, raw), i.num_frames, i.fps, i.label, i.split,
             i.class_name, i.source_path, i.source_size, i.clip_len, i.tail_policy, i.extractor,
+            i.source_mtime_ns,
         )
 
     def _info(self, video_id: str) -> VideoInfo:

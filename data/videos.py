@@ -3,6 +3,11 @@
 A dataset adapter (UCF-Crime, ShanghaiTech, a plain folder or manifest) turns what is on disk
 into a list of `VideoItem`s; the extraction engine only ever sees these. A video is either a
 file (decoded with decord) or a folder of JPEG/PNG frames (`is_frame_folder`).
+
+File names are bytes. Python gives the bytes of a name that are not UTF-8 as lone surrogates
+(os.fsdecode), which UTF-8 text, JSON and HDF5 cannot hold; list files and manifests are read the
+same way, so a listed name still matches its file byte for byte. A video's id and every recorded
+path spell such bytes as backslash escapes (`printable`): `caf\\xe9` for the Latin-1 `café`.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import csv
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +43,22 @@ class VideoItem:
     is_frame_folder: bool = False  # path is a folder of JPEG/PNG frames
     fps: float = 0.0  # frame rate to record when the source has none (frame folders); 0 = ask it
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "video_id", printable(self.video_id))
+
     def with_path(self, path: Path, is_frame_folder: bool | None = None) -> "VideoItem":
         """A copy located at `path`."""
         folder = path.is_dir() if is_frame_folder is None else is_frame_folder
         return replace(self, path=Path(path), is_frame_folder=folder)
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name (os.fsdecode's surrogates) as \\xNN.
+
+    The result can be logged and written to UTF-8 text, JSON and HDF5; the file itself is still
+    opened by its real name.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def parse_label(text: str, where: str) -> int:
@@ -65,7 +82,8 @@ def read_lines(path: Path, what: str) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{what} {path} does not exist; pass the right file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")  # names as os.fsdecode
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def manifest_rows(path: Path, key: str, header: str) -> Iterator[tuple[str, dict[str, str]]]:
@@ -79,7 +97,7 @@ def manifest_rows(path: Path, key: str, header: str) -> Iterator[tuple[str, dict
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"manifest {path} does not exist")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # as os.fsdecode
         reader = csv.DictReader(f)
         if not reader.fieldnames or key not in reader.fieldnames:
             raise DatasetError(f"{path}: needs a header line '{header}'")
@@ -100,6 +118,29 @@ def source_size(path: Path) -> int:
     return path.stat().st_size
 
 
+def source_stamp(paths: Path | Sequence[Path]) -> dict[str, str | int]:
+    """What identifies the bytes a video's features were made from, cheaply (no reading).
+
+    Args:
+        paths: a video file, a frame folder, or several files making one video (per-crop
+            feature files).
+
+    Returns:
+        source_path (the first path, resolved, `printable`), source_size (bytes, summed) and
+        source_mtime_ns
+        (the newest modification time; of a frame folder: of the folder and its files).
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    mtimes = []
+    for path in paths:
+        mtimes.append(path.stat().st_mtime_ns)
+        if path.is_dir():
+            mtimes += [p.stat().st_mtime_ns for p in path.iterdir() if p.is_file()]
+    return {"source_path": printable(str(paths[0].resolve())),
+            "source_size": sum(map(source_size, paths)),
+            "source_mtime_ns": max(mtimes)}
+
+
 def index_videos(root: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> dict[str, Path]:
     """Video files anywhere under `root`, by stem (downloads differ in folder names).
 
@@ -108,7 +149,8 @@ def index_videos(root: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> dict
         suffixes: file endings counted as videos (case-insensitive).
 
     Returns:
-        stem -> path; when a stem appears twice the first in sorted order wins (logged).
+        printable stem (the video id) -> path; when a stem appears twice the first in sorted
+        order wins (logged).
     """
     root = Path(root)
     if not root.is_dir():
@@ -116,10 +158,12 @@ def index_videos(root: Path, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> dict
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() in suffixes and path.is_file():
-            if path.stem in found:
-                logger.warning("%s: duplicate of %s, ignored", path, found[path.stem])
+            stem = printable(path.stem)
+            if stem in found:
+                logger.warning("%s: duplicate of %s, ignored", printable(str(path)),
+                               printable(str(found[stem])))
                 continue
-            found[path.stem] = path
+            found[stem] = path
     return found
 
 

@@ -3,7 +3,8 @@
 Statistics come, in this order, from (1) the shards already in the output directory (new videos
 added to a finished directory are normalized exactly like the old ones; a finished shard is never
 rewritten), (2) `--stats-from` (an earlier run's shard directory or file, or a checkpoint holding
-its statistics), or (3) the raw features of the TRAINING videos of this job (DESIGN.md "Mean
+its statistics; read and checked against the job's feature dim before any work, `given_stats`),
+or (3) the raw features of the TRAINING videos of this job (DESIGN.md "Mean
 normalization"), combined across torchrun ranks. Each rank then writes its share of the work
 files into shards of at most `shard_size` videos, named `shard-r<rank>-<n>.h5`, and removes
 those work files.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from claws.data.shards import NormAccumulator, NormStats, ShardSet, list_shards, write_shard
 from claws.extract.distributed import Rank, all_reduce_accumulator
-from claws.extract.resume import read_work, shard_videos, work_dir
+from claws.extract.resume import read_work
+from claws.extract.resume_plan import shard_videos
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,27 @@ def load_stats(source: Path) -> NormStats:
                      stats.source or str(source))
 
 
+def given_stats(source: Path, feature_dim: int | None) -> NormStats:
+    """`--stats-from`, read and checked against the job's feature dim (None: not checked).
+
+    Raises:
+        ValueError: it cannot be read, or its dimension differs; the message names the file.
+    """
+    try:
+        stats = load_stats(source)
+    except ValueError as err:  # ShardError included
+        raise ValueError(f"--stats-from {source} gives no normalization statistics ({err}); pass "
+                         "an earlier run's shard folder or file, or its checkpoint or run "
+                         "folder") from err
+    if feature_dim is not None and stats.feature_dim != int(feature_dim):
+        raise ValueError(
+            f"--stats-from {source} holds statistics of feature dim {stats.feature_dim}, this "
+            f"job's features have dim {feature_dim}; pass statistics of features made the same "
+            "way (the same --feature-dim), or drop --stats-from"
+        )
+    return stats
+
+
 def existing_stats(out: Path) -> NormStats | None:
     """The statistics of the finished shards in `out`, if any."""
     if not Path(out).is_dir() or not list_shards(out):
@@ -59,7 +82,7 @@ def existing_stats(out: Path) -> NormStats | None:
 
 
 def resolve_stats(
-    out: Path, stored: NormStats | None, files: list[Path], stats_from: Path | None, rank: Rank,
+    out: Path, stored: NormStats | None, files: list[Path], given: NormStats | None, rank: Rank,
     device: str,
 ) -> NormStats:
     """Pick the statistics (see the module docstring); a collective when computed.
@@ -69,7 +92,7 @@ def resolve_stats(
         stored: `existing_stats(out)` taken at the START of the job, before any rank wrote a
             shard, so that every rank takes the same branch.
         files: this rank's work files.
-        stats_from: `--stats-from` or None.
+        given: the statistics of `--stats-from` (`given_stats`), or None.
         rank: this process.
         device: the job's device (NCCL reduces on the GPU).
     """
@@ -77,11 +100,10 @@ def resolve_stats(
         logger.info("adding videos to %s with its stored statistics (%d train videos, %d clips)",
                     out, stored.num_videos, stored.num_clips)
         return stored
-    if stats_from is not None:
-        stats = load_stats(stats_from)
+    if given is not None:
         logger.info("normalizing with the statistics of %s (%d train videos, %d clips)",
-                    stats_from, stats.num_videos, stats.num_clips)
-        return stats
+                    given.source, given.num_videos, given.num_clips)
+        return given
     acc = None
     for path in files:
         record = read_work(path)
@@ -134,8 +156,4 @@ def write_shards(
         index += 1
         for path in group:
             path.unlink()
-    try:
-        work_dir(out).rmdir()  # only succeeds once every rank's work files are gone
-    except OSError:
-        pass
     return written

@@ -6,7 +6,9 @@ claws.extract.import_segments), checks them against the video's frame count and 
 per-clip features as a work file (claws.extract.resume); a failure is logged in
 OUT/failures.jsonl and the rest goes on. Phase 2 picks the normalization statistics (training
 split only, or `stats_from`, or those already stored in OUT) and writes the shards
-(claws.extract.finalize). A rerun skips every video already imported.
+(claws.extract.finalize). A rerun skips every video already imported from the same file(s)
+with the same settings (the work-file key, `import_key`); `stats_from` and the output folder
+are checked before the first file is read.
 
 Frame counts (per-clip mode): a video's num_frames comes from a frame-count list;
 ceil(num_frames / clip_len) must equal the file's T (its clip count), otherwise the video fails
@@ -24,7 +26,7 @@ Shapes: T clips, N segments, D feature dim (D_file = 2 D when adjacent pairs are
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -35,13 +37,14 @@ from claws.data.feature_sources import FeatureEntry, FeatureFileError, peek_feat
 from claws.data.import_features import FrameCount, load_clip_features
 from claws.data.segment_features import read_bounds_file
 from claws.data.shards import VideoRecord
-from claws.data.videos import DatasetError, VideoItem
+from claws.data.videos import DatasetError, VideoItem, source_stamp
 from claws.extract.clips import CLIP_LEN, TAIL_POLICY, num_clips
 from claws.extract.distributed import Rank
 from claws.extract.import_segments import SegmentOptions, SegmentsMismatch, read_segment_clips
-from claws.extract.finalize import existing_stats, resolve_stats, write_shards
-from claws.extract.resume import (
-    check_same_extractor, log_failure, shard_videos, work_files, write_work,
+from claws.extract.finalize import existing_stats, given_stats, resolve_stats, write_shards
+from claws.extract.resume import log_failure, prepare_out, remove_empty_work_dir, write_work
+from claws.extract.resume_plan import (
+    SOURCE_FIELDS, check_same_extractor, job_work_files, log_resume, plan_resume, work_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -198,7 +201,7 @@ def read_video(
 
 
 def base_extractor(config: ImportConfig, feature_dim: int) -> dict:
-    """The extractor fields shared by every imported video (identity keys of resume.py)."""
+    """The extractor fields shared by every imported video (identity keys of resume_plan.py)."""
     return {
         "network": f"imported:{config.network}", "imported": True,
         "sources": [str(Path(s).resolve()) for s in config.features],
@@ -220,16 +223,32 @@ def segment_options(config: ImportConfig) -> SegmentOptions | None:
                           config.bounds_prefix)
 
 
-def _feature_dim(pending: list[VideoItem], found: dict[str, FeatureEntry], config: ImportConfig) -> int:
+def import_key(
+    item: VideoItem, entry: FeatureEntry, count: FrameCount | None, base: dict, config: ImportConfig
+) -> dict:
+    """The work-file key of one video: its feature file(s), the extractor identity, and what
+    else decides its record (frame count and fps used, label, split, segment bounds)."""
+    return work_key(
+        source_stamp(entry.paths), base, npz_key=entry.key, label=item.label, split=item.split,
+        class_name=item.class_name, listed_frames=count.num_frames if count else None,
+        fps=video_fps(item, count, config.fps), frames_mismatch=config.frames_mismatch,
+        segment_bounds=base["segment_bounds_file"], bounds_prefix=config.bounds_prefix,
+    )
+
+
+def _feature_dim(items: Sequence[VideoItem], found: dict[str, FeatureEntry],
+                 config: ImportConfig) -> int:
     """The job's feature dim: --feature-dim, else the last axis of the first readable file."""
     if config.feature_dim is not None:
         return config.feature_dim
-    for item in pending:
+    first = None
+    for item in items:
         try:
             return peek_feature_dim(found[item.video_id])
-        except (OSError, ValueError, IndexError):
-            continue
-    raise DatasetError(f"none of the {len(pending)} feature files to import is readable")
+        except (OSError, ValueError, IndexError) as err:
+            first = first or err
+    raise DatasetError(f"none of the {len(items)} feature files to import is readable; the first: "
+                       f"{first}")
 
 
 def run_import(
@@ -245,31 +264,37 @@ def run_import(
         config: import settings.
     """
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    base = base_extractor(config, _feature_dim(items, found, config))
+    given = None if config.stats_from is None else given_stats(config.stats_from,
+                                                                base["feature_dim"])
+    prepare_out(out)
+    check_same_extractor(out, base)
     stored = existing_stats(out)
-    done = set(work_files(out)) | set(shard_videos(out))
-    pending = [i for i in items if i.video_id not in done]
+    keys = {i.video_id: import_key(i, found[i.video_id], counts.get(i.video_id), base, config)
+            for i in items}
+    plan = plan_resume(out, keys)
+    log_resume(plan, out, "importing it again")
+    pending = [i for i in items if i.video_id not in plan.done]
     if len(pending) < len(items):
         logger.info("%d of %d videos already imported in %s; skipping them",
                     len(items) - len(pending), len(items), out)
     failed: list[tuple[str, str]] = []
     if pending:
-        base = base_extractor(config, _feature_dim(pending, found, config))
-        check_same_extractor(out, base)
         options = segment_options(config)
         for item in tqdm(pending, desc="import", unit="video", disable=not config.progress):
-            entry = found[item.video_id]
+            entry, key = found[item.video_id], keys[item.video_id]
             try:
-                write_work(out, read_video(item, entry, counts.get(item.video_id), base, config,
-                                           options))
+                record = read_video(item, entry, counts.get(item.video_id), base, config, options)
+                write_work(out, replace(record, **{k: key[k] for k in SOURCE_FIELDS}), key)
             except (FeatureFileError, FramesMismatch, SegmentsMismatch) as err:
                 reason = f"{type(err).__name__}: {err}"
                 logger.error("%s (%s) failed: %s", item.video_id, entry.where, reason)
                 log_failure(out, item.video_id, entry.where, reason)
                 failed.append((item.video_id, reason))
     shards = []
-    everything = sorted(work_files(out).values())
+    everything = job_work_files(out, keys)
     if everything:
-        stats = resolve_stats(out, stored, everything, config.stats_from, Rank(), "cpu")
+        stats = resolve_stats(out, stored, everything, given, Rank(), "cpu")
         shards = write_shards(out, everything, stats, Rank(), config.shard_size, config.created_by)
+    remove_empty_work_dir(out)
     return ImportResult(len(pending) - len(failed), len(items) - len(pending), failed, shards)

@@ -1,8 +1,12 @@
 """One extraction job over a list of videos: resume, extract, normalize, shard.
 
-Phase 1 extracts every video not yet done (no work file, not in a finished shard) and stores
-its raw features as a work file (claws.extract.resume). Phase 2, once every video is done or
-failed, picks the normalization statistics and writes the final shards (claws.extract.finalize).
+Before any video is decoded, the job checks what it can (`--stats-from` and its feature dim,
+that the output folder is writable, that finished shards hold the job's videos from the same
+sources). Phase 1 extracts every video not yet done (not in a finished shard, no work file made
+from the same source and extractor) and stores its raw features as a work file
+(claws.extract.resume, claws.extract.resume_plan). Phase 2, once every video is done or failed,
+picks the normalization statistics and writes the final shards of the job's videos
+(claws.extract.finalize).
 Under torchrun each rank runs this same function on its share of the videos; the barriers keep
 every rank's view of the directory the same where it matters.
 """
@@ -16,15 +20,16 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from claws.data.shards import VideoRecord
-from claws.data.videos import VideoItem, source_size
+from claws.data.shards import VideoRecord, video_id_problem
+from claws.data.videos import VideoItem, source_stamp
 from claws.extract.clips import CLIP_LEN, TAIL_POLICY
 from claws.extract.distributed import Rank, all_sum, balanced_split, barrier
 from claws.extract.engine import Network, extract_videos
-from claws.extract.finalize import existing_stats, resolve_stats, write_shards
+from claws.extract.finalize import existing_stats, given_stats, resolve_stats, write_shards
 from claws.extract.loader import Preprocess, VideoEnd
-from claws.extract.resume import (
-    check_same_extractor, log_failure, shard_videos, work_files, write_work,
+from claws.extract.resume import log_failure, prepare_out, remove_empty_work_dir, write_work
+from claws.extract.resume_plan import (
+    check_same_extractor, job_work_files, log_resume, plan_resume, work_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,25 +77,35 @@ def run_job(
         rank: this process under torchrun, or the single process.
     """
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    given = None if config.stats_from is None else given_stats(
+        config.stats_from, extractor.get("feature_dim"))
+    if rank.rank == 0:
+        prepare_out(out)
     check_same_extractor(out, extractor)
     stored = existing_stats(out)
-    done = set(work_files(out)) | set(shard_videos(out))
-    pending = [i for i in items if i.video_id not in done]
+    keys = {i.video_id: video_key(i, extractor) for i in items}
+    plan = plan_resume(out, keys)
+    pending = [i for i in items if i.video_id not in plan.done]
     skipped = len(items) - len(pending)
+    unnamable = [(i, why) for i in pending if (why := video_id_problem(i.video_id))]
+    pending = [i for i in pending if not video_id_problem(i.video_id)]
     barrier(rank)  # nobody writes before every rank has looked at the directory
-    if skipped and rank.rank == 0:
-        logger.info("%d of %d videos already done in %s; skipping them", skipped, len(items), out)
-    weights = [source_size(i.path) for i in pending]
+    if rank.rank == 0:
+        log_resume(plan, out, "extracting it again")
+        if skipped:
+            logger.info("%d of %d videos already done in %s; skipping them", skipped, len(items),
+                        out)
+    weights = [keys[i.video_id]["source_size"] for i in pending]
     share = balanced_split(pending, weights, rank.world_size)[rank.rank]
     failed: list[tuple[str, str]] = []
 
     def on_done(item: VideoItem, features: np.ndarray, end: VideoEnd) -> None:
+        key = keys[item.video_id]
         write_work(out, VideoRecord(
             item.video_id, features, end.num_frames, end.fps, item.label, item.split,
-            item.class_name, str(item.path), source_size(item.path), CLIP_LEN, TAIL_POLICY,
-            extractor,
-        ))
+            item.class_name, key["source_path"], key["source_size"], CLIP_LEN, TAIL_POLICY,
+            extractor, key["source_mtime_ns"],
+        ), key)
         if end.reported_frames != end.num_frames:
             logger.info("%s: %d frames decoded, container reported %d", item.video_id,
                         end.num_frames, end.reported_frames)
@@ -100,6 +115,9 @@ def run_job(
         log_failure(out, item.video_id, str(item.path), reason, rank.rank)
         failed.append((item.video_id, reason))
 
+    if rank.rank == 0:
+        for item, why in unnamable:  # failed now: a shard could not hold them
+            on_failed(item, why)
     counters = {}
     if share:
         counters = extract_videos(
@@ -108,16 +126,24 @@ def run_job(
             decode_threads=config.decode_threads, progress=config.progress,
         )
     barrier(rank)  # every rank's work files are on disk now
-    shards = _finalize(out, stored, config, rank)
-    return JobResult(len(share) - len(failed), skipped, failed,
+    shards = _finalize(out, stored, given, config, rank, keys)
+    return JobResult(counters.get("videos_done", 0), skipped, failed,
                      all_sum(len(failed), rank, config.device), shards, counters)
 
 
-def _finalize(out: Path, stored, config: JobConfig, rank: Rank) -> list[Path]:
-    everything = sorted(work_files(out).values())
+def video_key(item: VideoItem, extractor: dict) -> dict:
+    """The work-file key of a video of this job (claws.extract.resume_plan.work_key)."""
+    return work_key(source_stamp(item.path), extractor, label=item.label, split=item.split,
+                    class_name=item.class_name)
+
+
+def _finalize(out: Path, stored, given, config: JobConfig, rank: Rank, keys: dict) -> list[Path]:
+    everything = job_work_files(out, keys)
     barrier(rank)  # every rank listed the same work files before any is turned into a shard
-    if not everything:
-        return []
-    files = everything[rank.rank::rank.world_size]
-    stats = resolve_stats(out, stored, files, config.stats_from, rank, config.device)
-    return write_shards(out, files, stats, rank, config.shard_size, config.created_by)
+    written = []
+    if everything:
+        files = everything[rank.rank::rank.world_size]
+        stats = resolve_stats(out, stored, files, given, rank, config.device)
+        written = write_shards(out, files, stats, rank, config.shard_size, config.created_by)
+    remove_empty_work_dir(out)
+    return written

@@ -2,53 +2,92 @@
 
 Phase 1 of a job writes each finished video's RAW features (before normalization, which needs
 statistics over the whole training split) as its own work file `DIR/.work/<video_id>.npz`,
-atomically (temporary name, fsync, rename). A kill -9 therefore loses at most the videos in
-flight; a rerun skips every video that has a work file or is already in a finished shard.
-Failures are appended to `DIR/failures.jsonl`, one JSON object per line.
+built in memory and written whole (temporary file in `DIR/.work/tmp/`, fsync, rename: only a
+file named exactly `<video_id>.npz` directly in `.work/` is a work file, whatever the id looks
+like). A kill -9 therefore loses at most the videos in flight. Failures are appended to
+`DIR/failures.jsonl`, one JSON object per line.
+
+Every work file also stores the key of what produced it; which work files a rerun may trust is
+decided in claws.extract.resume_plan.
 
 Shapes: raw features (T, D) float32.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import tempfile
 import time
 from pathlib import Path
-
-import h5py
 import numpy as np
 
-from claws.data.shards import VideoRecord, list_shards
+from claws.data.atomic_write import NO_SPACE, disk_full, write_atomic
+from claws.data.shards import VideoRecord
+
+logger = logging.getLogger(__name__)
 
 WORK_DIR = ".work"
+WORK_SUFFIX = ".npz"
+TMP_DIR = "tmp"  # .work/tmp/: files being written; never read as work files
 FAILURES = "failures.jsonl"
-# Extractor fields that must agree for features to live in one dataset.
-IDENTITY_KEYS = ("weights_sha256", "random", "seed", "precision", "feature_dim", "mean_source",
-                 "clip_len", "network", "segments", "l2_normalized")
-# Values of identity fields added later, for extractor dicts written before they existed.
-IDENTITY_DEFAULTS = {"segments": None, "l2_normalized": False}
 
 
 def work_dir(out: Path) -> Path:
     return Path(out) / WORK_DIR
 
 
-def write_work(out: Path, record: VideoRecord) -> Path:
-    """Store one video's raw features and metadata atomically as `.work/<video_id>.npz`."""
-    folder = work_dir(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record.video_id}.npz"
-    tmp = folder / f".{record.video_id}.npz.tmp"
+def tmp_dir(out: Path) -> Path:
+    return work_dir(out) / TMP_DIR
+
+
+def prepare_out(out: Path) -> None:
+    """Create `out` with its work folders and clear temporary files of writes a crash cut short.
+
+    Fails before any work when `out` cannot be written. Call it once per job (rank 0 under
+    torchrun, before any rank writes).
+    """
+    out = Path(out)
+    try:
+        tmp_dir(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=tmp_dir(out)):
+            pass
+    except OSError as err:
+        raise OSError(f"output folder {out} is not writable ({err.strerror or err}); pass an --out "
+                      "folder you can write to") from err
+    stale = [*tmp_dir(out).iterdir(), *work_dir(out).glob(f"*{WORK_SUFFIX}.tmp")]  # 2nd: old names
+    for path in stale:
+        if path.is_file():
+            path.unlink()
+
+
+def remove_empty_work_dir(out: Path) -> None:
+    """Remove `.work/` once no work file is left in it (any rank may call it)."""
+    for folder in (tmp_dir(out), work_dir(out)):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
+    """Store one video's raw features, metadata and key (claws.extract.resume_plan.work_key)
+    atomically as `.work/<video_id>.npz`.
+
+    Raises:
+        claws.data.atomic_write.DiskFullError: no room for it (nothing is left behind).
+    """
     meta = {k: getattr(record, k) for k in (
         "video_id", "num_frames", "fps", "label", "split", "class_name", "source_path",
-        "source_size", "clip_len", "tail_policy", "extractor")}
-    with open(tmp, "wb") as f:
-        np.savez(f, features=record.features.astype(np.float32), meta=json.dumps(meta))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+        "source_size", "source_mtime_ns", "clip_len", "tail_policy", "extractor")}
+    image = io.BytesIO()
+    np.savez(image, features=record.features.astype(np.float32), meta=json.dumps(meta),
+             key=json.dumps(key, sort_keys=True))
+    name = f"{record.video_id}{WORK_SUFFIX}"
+    tmp_dir(out).mkdir(parents=True, exist_ok=True)
+    return write_atomic(work_dir(out) / name, image.getbuffer(), tmp_dir(out) / name)
 
 
 def read_work(path: Path) -> VideoRecord:
@@ -58,56 +97,34 @@ def read_work(path: Path) -> VideoRecord:
         return VideoRecord(features=z["features"], **meta)
 
 
+def read_work_key(path: Path) -> dict | None:
+    """The key a work file was written with; None for a file of an earlier version."""
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["key"])) if "key" in z.files else None
+
+
 def work_files(out: Path) -> dict[str, Path]:
-    """Finished work files by video id (temporary files of videos in flight are ignored)."""
+    """Finished work files by video id: exactly `.work/<video_id>.npz` (any id, dots included)."""
     folder = work_dir(out)
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.npz")) if not p.name.startswith(".")}
-
-
-def shard_videos(out: Path) -> dict[str, dict]:
-    """Videos already in finished shards under `out`: id -> extractor dict."""
-    if not Path(out).is_dir():
-        return {}
-    found = {}
-    for shard in list_shards(out):
-        with h5py.File(shard, "r") as h5:
-            for vid, g in h5.get("videos", {}).items():
-                found[vid] = json.loads(g.attrs.get("extractor", "{}"))
-    return found
-
-
-def _identity(extractor: dict) -> dict:
-    return {k: extractor.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
-
-
-def check_same_extractor(out: Path, extractor: dict) -> None:
-    """Fail when `out` already holds features of a different extractor (weights, precision...)."""
-    wanted = _identity(extractor)
-    previous = next(iter(shard_videos(out).values()), None)
-    if previous is None:
-        files = work_files(out)
-        previous = read_work(next(iter(files.values()))).extractor if files else None
-    if previous is None:
-        return
-    found = _identity(previous)
-    if found != wanted:
-        diff = {k: (found[k], wanted[k]) for k in IDENTITY_KEYS if found[k] != wanted[k]}
-        raise ValueError(
-            f"{out} holds features of another extractor (stored, requested): {diff}; "
-            "use a new output directory or the same settings"
-        )
+    return {p.name[:-len(WORK_SUFFIX)]: p for p in sorted(folder.glob(f"*{WORK_SUFFIX}"))
+            if p.is_file()}
 
 
 def log_failure(out: Path, video_id: str, path: str, reason: str, rank: int = 0) -> None:
     """Append one failure to `DIR/failures.jsonl` (a line per failure, flushed at once)."""
     line = json.dumps({"video_id": video_id, "path": path, "reason": reason, "rank": rank,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    with open(Path(out) / FAILURES, "a") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n"
+    try:
+        with open(Path(out) / FAILURES, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        if err.errno in NO_SPACE:
+            raise disk_full(Path(out), FAILURES, len(line), os.strerror(err.errno)) from err
+        raise
 
 
 def read_failures(out: Path) -> list[dict]:
@@ -115,4 +132,12 @@ def read_failures(out: Path) -> list[dict]:
     path = Path(out) / FAILURES
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    failures = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            failures.append(json.loads(line))
+        except json.JSONDecodeError:
+            if line.strip():
+                logger.warning("%s:%d: not a JSON line (cut short by a full disk or a crash?); "
+                               "skipped", path, n)
+    return failures

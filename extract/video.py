@@ -2,7 +2,9 @@
 
 Memory is bounded by the chunk size, never by the video length. The frame count a container
 reports can be wrong (truncated files, variable frame rate, broken indexes), so callers take
-`num_frames` from what was actually decoded. Frames come out as RGB uint8 whatever the source
+`num_frames` from what was actually decoded. A file decord cannot open (an MP4 cut short after its
+index, a file name that is not UTF-8) is decoded with PyAV; the frames before a cut or a damaged
+frame are kept, with a warning naming the file and how many of the claimed frames decoded. Frames come out as RGB uint8 whatever the source
 (grayscale is expanded to 3 channels); sizes are whatever the source has (odd sizes included).
 
 Shapes: (n, H, W, 3) uint8 per chunk.
@@ -15,13 +17,13 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
 import torchvision.io
 
-from claws.data.videos import FRAME_SUFFIXES
+from claws.data.videos import FRAME_SUFFIXES, printable
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +79,21 @@ class FrameFolderReader:
             yield np.stack(batch)
 
 
+class _Claim(NamedTuple):
+    """How many frames a container says it holds, and its frame rate."""
+
+    frames: int  # 0 when the container says nothing
+    exact: bool  # a frame count (MP4, AVI); False: estimated from the duration (Matroska)
+    fps: float  # 0.0 when unknown
+
+
 class VideoFileReader:
-    """Frames of a video file decoded by decord, in order, chunk by chunk."""
+    """Frames of a video file decoded by decord, in order, chunk by chunk; PyAV where decord fails.
+
+    `reported_frames` is what the container claims (its frame count, or its duration times its
+    frame rate when it stores no count), so a truncated file shows as fewer frames decoded than
+    reported; `chunks` logs a warning naming the file and both counts when that happens.
+    """
 
     def __init__(self, path: Path, fps: float = 0.0, threads: int = 1) -> None:
         import decord  # imported here: only decoding workers need it
@@ -88,27 +103,57 @@ class VideoFileReader:
             raise DecodeError(f"{self.path}: video file does not exist")
         if self.path.stat().st_size == 0:
             raise DecodeError(f"{self.path}: empty file (0 bytes)")
-        _probe(self.path)
+        self._claim = _probe(self.path)
         try:
             self._reader = decord.VideoReader(str(self.path), num_threads=threads)
-        except (RuntimeError, decord.DECORDError) as err:
-            raise DecodeError(f"{self.path}: unreadable video ({_first_line(err)})") from err
-        self.reported_frames = len(self._reader)
-        if self.reported_frames == 0:
-            raise DecodeError(f"{self.path}: the container holds zero frames")
-        avg = float(self._reader.get_avg_fps())
+        except (RuntimeError, UnicodeEncodeError, decord.DECORDError) as err:
+            # An MP4 cut short after its index: decord's constructor reads past the end and
+            # fails, while PyAV (which decoded a frame in _probe) decodes up to the cut. A file
+            # name that is not UTF-8: decord takes only UTF-8 paths, PyAV any file name.
+            logger.info("%s: decord cannot open it (%s); decoding with PyAV",
+                        printable(str(self.path)), _first_line(err))
+            self._reader = None
+            indexed, avg = 0, self._claim.fps
+        else:
+            indexed, avg = len(self._reader), float(self._reader.get_avg_fps())
+            if indexed == 0:
+                raise DecodeError(f"{self.path}: the container holds zero frames")
+        self._indexed = indexed  # frames decord can address (a cut AVI: only those present)
+        self.reported_frames = max(indexed, self._claim.frames)
         self.fps = avg if math.isfinite(avg) and avg > 0 else (fps if fps > 0 else DEFAULT_FPS)
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks; stops at the first frame
-        that cannot be decoded (a truncated file), logging how many of the reported were read.
-        When decord cannot decode the first chunk (it fails on some frame sizes, e.g. 48x40),
-        the whole video is decoded sequentially with PyAV instead."""
+        that cannot be decoded (a truncated file), logging how many of the reported were kept."""
+        decoded = 0
+        source = pyav_chunks(self.path, chunk_frames) if self._reader is None \
+            else self._decord_chunks(chunk_frames)
+        for chunk in source:
+            decoded += len(chunk)
+            yield chunk
+        self._check_count(decoded)
+
+    def _check_count(self, decoded: int) -> None:
+        """Warn when fewer frames decoded than the container claims (a truncated or damaged file).
+
+        A count estimated from the duration may be off by a frame or two (rounding, a variable
+        frame rate), so it is allowed 1% or 2 frames, whichever is more.
+        """
+        claimed = self.reported_frames
+        estimated = not self._claim.exact and self._indexed < claimed
+        if decoded < claimed - (max(2, claimed // 100) if estimated else 0):
+            about = "about " if estimated else ""
+            logger.warning("%s: kept %d of %s%d frames the container claims; the rest cannot be "
+                           "decoded (truncated or damaged file)", printable(str(self.path)),
+                           decoded, about, claimed)
+
+    def _decord_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """decord's frames; when decord cannot decode the first chunk (it fails on some frame
+        sizes, e.g. 48x40), the whole video is decoded sequentially with PyAV instead."""
         import decord
 
-        decoded = 0
-        for start in range(0, self.reported_frames, chunk_frames):
-            stop = min(start + chunk_frames, self.reported_frames)
+        for start in range(0, self._indexed, chunk_frames):
+            stop = min(start + chunk_frames, self._indexed)
             try:
                 chunk = self._reader.get_batch(list(range(start, stop))).asnumpy()
                 if chunk.ndim != 4 or chunk.shape[-1] != 3:
@@ -121,15 +166,10 @@ class VideoFileReader:
                     return
                 chunk = self._frame_by_frame(start, stop)
             if len(chunk):
-                decoded += len(chunk)
                 yield chunk
-                if stop < self.reported_frames:
+                if stop < self._indexed:
                     self._drop_read_ahead()
             if len(chunk) < stop - start:
-                logger.warning(
-                    "%s: decoded %d of the %d frames the container reports; keeping those",
-                    self.path, decoded, self.reported_frames,
-                )
                 return
 
     def _drop_read_ahead(self) -> None:
@@ -157,12 +197,16 @@ class VideoFileReader:
         return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def _probe(path: Path) -> None:
+def _probe(path: Path) -> _Claim:
     """Open the container with PyAV and decode one frame before decord sees the file.
 
     decord keeps broken global state after it fails to open a file: the next video opened in the
     same process can come out with 4 channels or fail to copy frames. Rejecting unreadable
     files here keeps decord away from them.
+
+    Returns:
+        What the container claims: its frame count, or (Matroska, which stores none) its
+        duration times its frame rate, rounded.
     """
     import av
 
@@ -170,7 +214,13 @@ def _probe(path: Path) -> None:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise DecodeError(f"{path}: unreadable video (no video stream)")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
             next(container.decode(video=0))
+            if stream.frames > 0:
+                return _Claim(int(stream.frames), True, rate)
+            seconds = container.duration / 1e6 if container.duration else 0.0  # AV_TIME_BASE
+            return _Claim(round(seconds * rate), False, rate)
     except StopIteration as err:
         raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
     except av.FFmpegError as err:

@@ -4,14 +4,18 @@ A checkpoint file (torch.save of plain types and tensors, read with weights_only
 format, format_version, model_name ("claws" or "mil"), model_args (constructor keywords),
 model_state, config (the whole training config as a dict), norm_stats (NormStats.to_dict(), copied
 from the shards), feature_meta (feature_dim, clip_len, extractor dict with weights sha256 and
-random flag, source shard dir), step, seed, code_version (package version + git commit), and
-training_state (optimizer, scheduler, RNG, sampler position, cluster assignments) for exact resume.
+random flag, source shard dir), step, seed, code_version (package version + git commit),
+training_state (optimizer, scheduler, RNG, sampler position, cluster assignments) for exact resume,
+and payload_sha256: a SHA-256 over every other field (keys, values, tensor dtypes, shapes and
+bytes), verified on load, so a file damaged on disk or in a copy is refused by name instead of
+scoring with changed weights. Files written before the checksum load with a warning (unverified).
 
 A run directory keeps them under checkpoints/: last.pt (the latest) and step-N.pt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT = "claws-checkpoint"
 FORMAT_VERSION = 1
 LAST = "last.pt"
+CHECKSUM = "payload_sha256"  # the payload field holding the checksum of all the others
 MODELS: dict[str, type[nn.Module]] = {"claws": ClawsNet, "mil": MilNet}
 
 
@@ -129,6 +134,7 @@ def save_checkpoint(
         "code_version": version if version is not None else code_version(),
         "training_state": training_state or {},
     }
+    payload[CHECKSUM] = payload_checksum(payload)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         torch.save(payload, tmp)
@@ -137,6 +143,43 @@ def save_checkpoint(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def payload_checksum(payload: dict) -> str:
+    """SHA-256 of a checkpoint payload without its checksum field.
+
+    Walks the structure in its stored order (dicts keep insertion order through torch.save), so
+    the value depends only on the content: keys, types, plain values, and for each tensor its
+    dtype, shape and raw bytes.
+    """
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        digest.update(type(value).__name__.encode() + b"\0")
+        if isinstance(value, torch.Tensor):
+            flat = value.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                feed(key)
+                feed(item)
+            digest.update(b"}")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(value).encode() + b"\0")
+
+    feed({k: v for k, v in payload.items() if k != CHECKSUM})
+    return digest.hexdigest()
+
+
+def _step_number(file: Path) -> int:
+    """N of step-N.pt (-1 for a name that is not a number)."""
+    number = file.stem.split("-", 1)[1]
+    return int(number) if number.isdigit() else -1
 
 
 def resolve_checkpoint(path: Path) -> Path:
@@ -149,13 +192,50 @@ def resolve_checkpoint(path: Path) -> Path:
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     if (folder / LAST).is_file():
         return folder / LAST
-    steps = sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    steps = sorted(folder.glob("step-*.pt"), key=_step_number)
     if not steps:
         raise FileNotFoundError(
             f"{path}: no checkpoint found (expected checkpoints/{LAST} or step-N.pt); "
             "train first with `claws train` or pass a checkpoint file"
         )
     return steps[-1]
+
+
+def _read_verified(file: Path) -> dict:
+    """The payload of a checkpoint file, its format and checksum checked (ValueError otherwise)."""
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{file}: not a readable checkpoint, damaged or not one ({err}); "
+                         "retrain or pick another") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{file}: not a claws checkpoint (no format={FORMAT!r} field)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"{file}: checkpoint format {payload['format_version']}, this code reads {FORMAT_VERSION}"
+        )
+    stored = payload.get(CHECKSUM)
+    if stored is None:
+        log.warning("%s: written before checkpoints carried a checksum; loaded unverified", file)
+    elif stored != payload_checksum(payload):
+        raise ValueError(f"{file}: checkpoint damaged: its content does not match the checksum "
+                         "saved with it (changed on disk or in a copy); use another checkpoint "
+                         "of the run or retrain")
+    return payload
+
+
+def intact_checkpoints(folder: Path) -> list[Path]:
+    """The step-N.pt files of a checkpoints folder that load and verify, latest first."""
+    steps = sorted(Path(folder).glob("step-*.pt"), key=_step_number, reverse=True)
+    intact = []
+    for file in steps:
+        try:
+            _read_verified(file)
+        except ValueError as err:
+            log.info("%s", err)
+            continue
+        intact.append(file)
+    return intact
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -166,18 +246,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
     Returns:
         Checkpoint with the model built from model_args, weights loaded, eval mode, on CPU.
+
+    Raises:
+        ValueError: the file is not a readable claws checkpoint, or its payload does not match
+            its checksum (damaged); the message names the file.
     """
     file = resolve_checkpoint(path)
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"{file}: not a readable checkpoint ({err}); retrain or pick another") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{file}: not a claws checkpoint (no format={FORMAT!r} field)")
-    if payload["format_version"] != FORMAT_VERSION:
-        raise ValueError(
-            f"{file}: checkpoint format {payload['format_version']}, this code reads {FORMAT_VERSION}"
-        )
+    payload = _read_verified(file)
     model = build_model(payload["model_name"], payload["model_args"])
     model.load_state_dict(payload["model_state"])  # strict: names every missing/unexpected key
     model.eval()

@@ -45,7 +45,8 @@ def read_video_list(path: Path) -> list[str]:
     """Video ids from a text file (one per line) or a CSV whose header has a 'video' column."""
     if not Path(path).is_file():
         raise AnnotationError(f"--videos {path} does not exist")
-    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")  # names as os.fsdecode
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and "," in lines[0]:
         header = [h.strip() for h in lines[0].split(",")]
         if "video" not in header:

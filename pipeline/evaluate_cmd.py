@@ -7,8 +7,9 @@ the curve lengths for the frame counts), ShanghaiTech masks plus the split file
 (`--sht-masks DIR --sht-split SH_Test_NEW.txt`), or an interval CSV (`--intervals`,
 `video,start_frame,end_frame`, 0-based, end exclusive). The annotation defines the test set: an
 annotated video without scores or a curve of the wrong length is an error naming the videos; an
-annotation past a video's end is clipped and counted as a warning; scored videos that are not
-annotated are listed and left out.
+annotation that ends past a video's end is clipped and counted as a warning, one that lies
+entirely past it is an error naming file, line and video; scored videos that are not annotated
+are listed and left out.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
     if args.dataset == "footage":
         from dataclasses import replace
 
-        items = footage_items(args.source)
+        items = footage_items(args.source, allow_missing=args.allow_missing)
         return [i if i.split or not args.split else replace(i, split=args.split) for i in items]
     if args.dataset == "ucf-crime":
         items, missing = ucf_crime_items(args.root, args.train_list, args.test_annotation)
@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from claws.extract.distributed import init_rank, rank_device, shutdown
     from claws.extract.finalize import existing_stats
     from claws.extract.job import JobConfig, run_job
+    from claws.pipeline.lock import folder_lock
 
     try:
         items = dataset_items(args)
@@ -203,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
             stats_from=args.stats_from, progress=not args.no_progress,
             created_by=f"claws {claws_version()} extract {args.dataset}",
         )
-        result = run_job(items, network, preprocess, extractor, config, rank)
+        with folder_lock(args.out, f"claws extract {args.dataset}", rank, device):
+            result = run_job(items, network, preprocess, extractor, config, rank)
     finally:
         shutdown(rank)
     return _summary(args, result, extractor, rank.rank, len(items))

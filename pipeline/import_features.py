@@ -17,6 +17,7 @@ from claws.data.ucf_crime import ucf_crime_items
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.import_features import ImportConfig, run_import, video_fps
 from claws.pipeline.extract import claws_version
+from claws.pipeline.lock import folder_lock
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         segments=args.segments, segment_bounds=args.segment_bounds,
         bounds_prefix=args.bounds_prefix, l2_normalize=args.l2_normalize,
     )
-    result = run_import(items, found, counts, config)
+    with folder_lock(args.out, f"claws import-features {args.dataset}"):  # one job per --out
+        result = run_import(items, found, counts, config)
     logger.info("%d videos imported, %d already done, %d shards written to %s",
                 result.imported, result.skipped, len(result.shards), args.out)
     for vid, reason in result.failed:

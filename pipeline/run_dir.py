@@ -55,11 +55,32 @@ class RunDir:
             handle.write(json.dumps(record, sort_keys=False) + "\n")
 
     def truncate_metrics(self, step: int) -> None:
-        """Drop lines logged after `step` (a killed run logged past its last checkpoint)."""
+        """Drop what was logged after the checkpoint of `step` (a killed run logged past it).
+
+        That is every line of a later step, and a "clustering" line of `step` itself: an epoch's
+        clustering is logged when its first iteration begins, with the step of the checkpoint
+        saved just before, and the resumed run logs it again. The "train" and "val" lines of
+        `step` were logged before its checkpoint and stay.
+        """
         if not self.metrics.exists():
             return
-        lines = self.metrics.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+
+        def before_checkpoint(record: dict) -> bool:
+            at = record.get("step", 0)
+            return at < step or (at == step and record.get("kind") != "clustering")
+
+        text = self.metrics.read_text()
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()  # cut short by the kill, so written after the checkpoint
+        kept = []
+        for n, line in enumerate(lines, 1):
+            try:
+                if line.strip() and before_checkpoint(json.loads(line)):
+                    kept.append(line)
+            except ValueError as err:
+                raise ValueError(f"{self.metrics}:{n}: not a JSON line ({err}); delete that line "
+                                 "and resume again") from err
         tmp = self.metrics.with_name(self.metrics.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))
         tmp.replace(self.metrics)

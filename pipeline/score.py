@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from tqdm import tqdm
 
 from claws.data.shards import ShardError, ShardSet, VideoInfo
+from claws.extract.c3d_weights import file_sha256
 from claws.pipeline.atomic import write_jsonl
 from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.events import find_events
-from claws.pipeline.score_outputs import FAILURES, is_complete, write_index, write_video_outputs
+from claws.pipeline.lock import folder_lock
+from claws.pipeline.score_outputs import (
+    FAILURES, is_complete, other_settings, remove_outputs, write_index, write_video_outputs,
+)
 from claws.pipeline.scoring import (
     FeatureMismatch, check_feature_dim, checkpoint_window, score_shard_video,
 )
@@ -28,6 +33,7 @@ def _run_fields(ckpt: Checkpoint, args: argparse.Namespace, window: int) -> dict
     extractor = ckpt.feature_meta.get("extractor", {})
     return {
         "checkpoint": str(ckpt.path),
+        "checkpoint_sha256": file_sha256(ckpt.path),
         "checkpoint_step": ckpt.step,
         "weights_sha256": extractor.get("weights_sha256", ""),
         "window": window,
@@ -37,19 +43,58 @@ def _run_fields(ckpt: Checkpoint, args: argparse.Namespace, window: int) -> dict
     }
 
 
+def check_settings(out: Path, fields: dict, overwrite: bool) -> None:
+    """Keep a scores folder to one set of settings (score_outputs.SETTINGS).
+
+    Finished videos scored with other settings make this run refuse (ValueError, exit 2) unless
+    `overwrite`, which removes their outputs: this run rescores its own videos, and the others
+    are gone rather than listed beside results of other settings.
+    """
+    others = other_settings(out, fields) if out.is_dir() else {}
+    if not others:
+        return
+    differ: dict[str, tuple] = {}
+    for found in others.values():
+        for key, values in found.items():
+            differ.setdefault(key, values)
+    shown = "; ".join(f"{key} {_short(then)} there, {_short(now)} now"
+                      for key, (then, now) in differ.items())
+    videos = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+    if not overwrite:
+        raise ValueError(
+            f"{out} holds {len(others)} videos scored with other settings ({videos}: {shown}); "
+            "a scores folder holds one set of settings: choose another --out, or pass --overwrite "
+            "to rescore this run's videos and remove the outputs of the others")
+    for video_id in others:
+        remove_outputs(out, video_id)
+    logger.warning("--overwrite: removed the outputs of %d videos scored with other settings "
+                   "(%s: %s); this run rescores those it is given", len(others), videos, shown)
+
+
+def _short(value: object) -> str:
+    return value[:12] if isinstance(value, str) and len(value) == 64 else repr(value)
+
+
 def one_line(info: dict) -> str:
     """The per-video summary line: duration, peak score and time, number of events."""
     flag = "  [RANDOM C3D WEIGHTS: not real features]" if info["random_features"] else ""
     return (f"{info['video_id']}: {info['duration_s']:.1f} s, {info['num_frames']} frames, "
-            f"peak {info['peak']:.3f} at {info['peak_s']:.1f} s, {info['num_events']} events{flag}")
+            f"peak {info['peak']:.3f} at {info['peak_s']:.1f} s, {info['num_events']} "
+            f"event{'' if info['num_events'] == 1 else 's'} "
+            f"(C3D {info.get('precision', 'unknown')}){flag}")
 
 
 def score_shards(
-    ckpt: Checkpoint, shards: ShardSet, videos: list[VideoInfo], args: argparse.Namespace
-) -> list[dict]:
-    """Score and write every video not yet finished; returns the failures (video, reason)."""
-    window = args.window or checkpoint_window(ckpt)
-    fields = _run_fields(ckpt, args, window)
+    ckpt: Checkpoint, shards: ShardSet, videos: list[VideoInfo], args: argparse.Namespace,
+    fields: dict,
+) -> tuple[list[dict], int, int]:
+    """Score and write every video not yet finished, with the run `fields` (_run_fields).
+
+    Returns:
+        (failures as dicts of video, source and reason; videos scored in this call; videos skipped
+        because an earlier run finished them).
+    """
+    window = fields["window"]
     failures = []
     todo = [v for v in videos if args.overwrite or not is_complete(args.out, v.video_id)]
     if len(todo) < len(videos):
@@ -67,7 +112,7 @@ def score_shards(
                              "reason": str(err)})
             continue
         tqdm.write(one_line(summary))
-    return failures
+    return failures, len(todo) - len(failures), len(videos) - len(todo)
 
 
 def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
@@ -79,12 +124,25 @@ def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `claws score`; exit code 0 when every video was scored, 1 otherwise, 2 on bad input."""
+    """Run `claws score`; exit code 0 when every video was scored, 1 otherwise, 2 on bad input
+    (including a folder another job holds, or one scored with other settings)."""
     if bool(args.inputs) == bool(args.shards):
         logger.error("give either videos/folders or --shards DIR (not both, not neither)")
         return 2
     try:
         ckpt = load_checkpoint(args.run)
+    except (FileNotFoundError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    with folder_lock(args.out, "claws score"):
+        return _score_locked(ckpt, args)
+
+
+def _score_locked(ckpt: Checkpoint, args: argparse.Namespace) -> int:
+    """The rest of `run`, with the scores folder locked."""
+    try:
+        fields = _run_fields(ckpt, args, args.window or checkpoint_window(ckpt))
+        check_settings(args.out, fields, args.overwrite)
         if args.shards:
             shards = ShardSet(args.shards)
             check_feature_dim(ckpt, shards.feature_dim, str(args.shards))
@@ -96,11 +154,12 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
         logger.error("%s", err)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    failures += score_shards(ckpt, shards, videos, args) if videos else []
+    failed, scored, kept = score_shards(ckpt, shards, videos, args, fields) if videos else ([], 0, 0)
+    failures += failed
     write_jsonl(args.out / FAILURES, failures)
     index = write_index(args.out)
     finished = sum(1 for _ in index.read_text().splitlines())
-    logger.info("%d videos scored in %s (%s); %d failed in this run%s", finished, args.out,
-                index.name, len(failures), f", see {args.out / FAILURES}" if failures else "")
+    logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
+                "videos", scored, kept, len(failures),
+                f" (see {args.out / FAILURES})" if failures else "", index, finished)
     return 1 if failures else 0

@@ -7,7 +7,10 @@ extraction job with the checkpoint's statistics, then scored exactly like shards
 scored from raw footage equals the same video scored from its shard. Per video the scores folder
 gets <video_id>.npy (the per-frame curve), .csv (frame,time_s,score), .png (the curve, events
 shaded) and .events.json (summary and events); for the folder index.jsonl and failures.jsonl.
-Finished videos are skipped on a rerun; failures make the exit code 1.
+Finished videos are skipped on a rerun with the same settings (checkpoint, window, threshold,
+event settings); a folder holds one set of settings, so a rerun with other settings refuses (exit
+2) unless --overwrite. One job at a time per --out (a second is refused, exit 2). Failures make
+the exit code 1.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="events closer than this are merged")
     events.add_argument("--window", metavar="CLIPS", type=int, default=None,
                         help="clips per scoring window; default: the training run's")
-    p.add_argument("--overwrite", action="store_true", help="rescore finished videos")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rescore finished videos; outputs in --out of videos scored with other "
+                   "settings that this run does not rescore are removed (never mixed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

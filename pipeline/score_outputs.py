@@ -7,8 +7,13 @@ others marks a finished video and a rerun skips it):
     <video_id>.csv          frame,time_s,score (header, then exactly num_frames rows; time = frame/fps)
     <video_id>.png          the curve against time, events shaded, the threshold dashed
     <video_id>.events.json  summary (video_id, num_frames, fps, duration_s, source, checkpoint,
-                            weights_sha256, random_features, peak, peak_s, threshold, event
-                            parameters, num_events) and the events list
+                            checkpoint_sha256, weights_sha256, random_features, peak, peak_s,
+                            window, threshold, event parameters, num_events) and the events list
+
+A folder holds the results of ONE set of scoring settings (SETTINGS: the checkpoint's content,
+window, threshold, event parameters): a run whose settings differ from those of a finished video
+in the folder refuses to start unless told to overwrite, which rescores its videos and removes
+the outputs of the others (other_settings, remove_outputs), so the index never mixes settings.
 
 For the folder: `index.jsonl` (one line per finished video: the summary without the events,
 rebuilt from the events files at the end of every run) and `failures.jsonl` (this run's failures,
@@ -34,6 +39,9 @@ INDEX = "index.jsonl"
 FAILURES = "failures.jsonl"
 EVENTS_SUFFIX = ".events.json"
 OUTPUT_SUFFIXES = (".npy", ".csv", ".png", EVENTS_SUFFIX)
+# The run fields that decide a video's outputs: the checkpoint by content (not by path: a moved
+# run folder is the same checkpoint), the scoring window and the event settings.
+SETTINGS = ("checkpoint_sha256", "window", "threshold", "min_duration_s", "merge_gap_s")
 
 
 class ScoresError(ValueError):
@@ -43,6 +51,27 @@ class ScoresError(ValueError):
 def is_complete(out: Path, video_id: str) -> bool:
     """True when every output of the video exists (events.json is written last)."""
     return all((Path(out) / f"{video_id}{s}").is_file() for s in OUTPUT_SUFFIXES)
+
+
+def other_settings(out: Path, run: dict) -> dict[str, dict[str, tuple]]:
+    """Finished videos of a scores folder scored with other SETTINGS than `run`.
+
+    Returns:
+        video id -> {setting: (value in the folder, value of `run`)} for every differing setting
+        (a summary written before a setting was recorded differs in it, as None).
+    """
+    found = {}
+    for info in read_summaries(out):
+        differ = {k: (info.get(k), run[k]) for k in SETTINGS if info.get(k) != run[k]}
+        if differ:
+            found[info["video_id"]] = differ
+    return found
+
+
+def remove_outputs(out: Path, video_id: str) -> None:
+    """Delete a video's outputs, events.json first (so a crash midway leaves it unfinished)."""
+    for suffix in (EVENTS_SUFFIX, *OUTPUT_SUFFIXES[:-1]):
+        (Path(out) / f"{video_id}{suffix}").unlink(missing_ok=True)
 
 
 def write_curve_csv(path: Path, frame_scores: np.ndarray, fps: float) -> Path:
@@ -101,14 +130,43 @@ def write_video_outputs(out: Path, scored: ScoredVideo, events: list[Event], run
     return info
 
 
+def _checked_summary(text: str | bytes, where: str, fix: str) -> dict:
+    """One video's summary (an events file or an index line), with what the readers rely on.
+
+    Raises:
+        ScoresError: not a JSON object, no video_id or num_frames, or a num_frames that is not a
+            whole number >= 1; the message says `where` and ends with `fix`.
+    """
+    try:
+        info = json.loads(text)
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ScoresError(f"{where}: not a JSON object ({err}); {fix}") from err
+    if not isinstance(info, dict):
+        raise ScoresError(f"{where}: not a JSON object but {type(info).__name__}; {fix}")
+    for key in ("video_id", "num_frames"):
+        if key not in info:
+            raise ScoresError(f"{where}: lacks {key}; {fix}")
+    count = info["num_frames"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ScoresError(f"{where}: num_frames {count!r} is not a whole number >= 1; {fix}")
+    if not isinstance(info["video_id"], str) or not info["video_id"]:
+        raise ScoresError(f"{where}: video_id {info['video_id']!r} is not a name; {fix}")
+    return info
+
+
 def read_summaries(out: Path) -> list[dict]:
-    """Summaries of every finished video in a scores folder, sorted by video id."""
+    """Summaries of every finished video in a scores folder, sorted by video id.
+
+    Raises:
+        ScoresError: a damaged events file, named, with what to do.
+    """
     rows = []
     for path in sorted(Path(out).glob(f"*{EVENTS_SUFFIX}")):
         vid = path.name[: -len(EVENTS_SUFFIX)]
         if vid.startswith(".") or not is_complete(out, vid):
             continue
-        info = json.loads(path.read_text())
+        info = _checked_summary(path.read_bytes(), str(path),
+                                "delete it and rerun `claws score` to score that video again")
         info.pop("events", None)
         rows.append(info)
     return rows
@@ -132,13 +190,20 @@ def read_curves(out: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
     index = out / INDEX
     if not index.is_file():
         raise ScoresError(f"{out}: no {INDEX}; is this a folder written by `claws score`?")
-    rows = [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
+    fix = (f"rerun `claws score` with the same arguments into {out} to rebuild {INDEX} from the "
+           f"videos' {EVENTS_SUFFIX} files")
+    rows = [_checked_summary(line, f"{index}:{n}", fix)
+            for n, line in enumerate(index.read_bytes().splitlines(), 1) if line.strip()]
     curves = {}
     for row in rows:
         vid, path = row["video_id"], out / f"{row['video_id']}.npy"
         if not path.is_file():
             raise ScoresError(f"{path}: listed in {INDEX} but missing; rerun `claws score`")
-        curve = np.load(path)
+        try:
+            curve = np.load(path)
+        except (ValueError, OSError) as err:
+            raise ScoresError(f"{path}: unreadable curve ({err}); delete the outputs of video "
+                              f"{vid} and rerun `claws score`") from err
         if curve.shape != (row["num_frames"],):
             raise ScoresError(
                 f"{path}: video {vid}: curve of shape {curve.shape} but num_frames="

@@ -19,8 +19,11 @@ import torch
 from tqdm import tqdm
 
 from claws.model.windows import window_order
-from claws.pipeline.checkpoint import build_model, load_checkpoint, save_checkpoint
+from claws.pipeline.checkpoint import (
+    build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
+)
 from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
+from claws.pipeline.lock import folder_lock
 from claws.pipeline.run_dir import RunDir
 from claws.pipeline.train_steps import (
     EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
@@ -84,7 +87,10 @@ class Trainer:
         return state
 
     def restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
+        try:
+            ckpt = load_checkpoint(path)
+        except ValueError as err:  # damaged or unreadable: say which checkpoints can be used
+            raise ValueError(f"{err}; {_alternatives(path)}") from err
         state = ckpt.training_state
         self.model.load_state_dict(ckpt.model.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
@@ -206,12 +212,30 @@ class Trainer:
         bar.close()
 
 
+def _alternatives(last: Path) -> str:
+    """What to resume from instead of a damaged last.pt: the step-N.pt files that verify."""
+    intact = intact_checkpoints(last.parent)
+    if not intact:
+        return (f"no step-N.pt in {last.parent} verifies either: start the run again "
+                "(another --name, or delete the folder)")
+    names = ", ".join(p.name for p in intact)
+    return (f"checkpoints of this run that verify and could be used instead: {names}; to resume "
+            f"from the latest, copy it over {last.name} (cp {intact[0]} {last}) and rerun")
+
+
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Train (or resume) the run <runs_dir>/<name>; returns the run folder."""
     if not config.shards:
         raise ValueError("no shards given: pass --shards DIR (a folder of feature shards)")
     run = RunDir(Path(config.runs_dir) / config.name)
-    run.prepare(resume)
+    with folder_lock(run.path, "claws train"):  # one job per run folder
+        run.prepare(resume)
+        _train_in(run, config, resume)
+    return run.path
+
+
+def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
+    """The body of `train`, in a prepared and locked run folder."""
     handler = run.attach_log()
     threads = torch.get_num_threads()  # restored afterwards: callers (demo, benches) run C3D next
     try:
@@ -234,18 +258,35 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         torch.set_num_threads(threads)
         logging.getLogger("claws").removeHandler(handler)
         handler.close()
-    return run.path
 
 
 def resume_config(run: RunDir, overrides: dict) -> TrainConfig:
-    """The saved config of a run, with the few overrides a resume may change."""
+    """The saved config of a run, with the few overrides a resume may change.
+
+    The run folder locates itself: `name` and `runs_dir` become those of `run.path`, whatever
+    config.yaml says, so a copied or renamed run folder continues where it is and never writes
+    into the folder it was copied from. A --shards naming the saved shards folder by another path
+    (absolute or relative) is the same shards.
+    """
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.path}: no config.yaml to resume from")
     saved = load_config(yaml_path=run.config).to_dict()
+    overrides = {k: v for k, v in overrides.items()
+                 if not (k == "shards" and _same_path(saved.get(k, ""), v))}
     refused = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
     if refused:
         raise ValueError(
             f"--resume continues {run.path} with its saved config; cannot change {', '.join(refused)} "
             f"(allowed: {', '.join(RESUME_OVERRIDABLE)}); start a new run with another --name instead"
         )
-    return load_config(yaml_path=run.config, overrides=overrides)
+    folder = run.path if run.path.name not in ("", ".", "..") else run.path.resolve()
+    where = {"name": folder.name, "runs_dir": str(folder.parent)}
+    if not _same_path(str(Path(saved["runs_dir"]) / saved["name"]), str(folder)):
+        log.warning("%s says the run is %s; it was copied or moved: continuing in %s", run.config,
+                    Path(saved["runs_dir"]) / saved["name"], folder)
+    return load_config(yaml_path=run.config, overrides={**overrides, **where})
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same file or folder (relative ones from the working folder)."""
+    return Path(a).resolve() == Path(b).resolve()

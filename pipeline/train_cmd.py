@@ -20,8 +20,9 @@ Train on the split 'train' videos of a shard folder.
 
 Precedence: the paper's defaults < --preset < --config YAML < --key value. The run folder
 <runs-dir>/<name> gets config.yaml, metrics.jsonl, train.log and checkpoints/ (last.pt, step-N.pt).
---resume continues that run from last.pt with its saved config; only these keys may change:
-{", ".join(RESUME_OVERRIDABLE)}.
+--resume RUN_DIR (or --resume with --runs-dir and --name) continues that run from last.pt with its
+saved config, in that folder, whatever config.yaml says (a copied or renamed run folder continues
+where it is); only these keys may change: {", ".join(RESUME_OVERRIDABLE)}.
 
 Presets (--preset): the rows of Table 3 (bottom-up, then top-down: CLAWS Net minus one part),
 the paper's clustering distance read literally, and the MIL baseline:
@@ -36,14 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train CLAWS Net (or an ablation, or the MIL baseline) on feature shards",
         description=DESCRIPTION,
-        usage="%(prog)s [-h] --shards DIR [--preset NAME] [--config YAML] [--resume] [--KEY VALUE ...]",
+        usage="%(prog)s [-h] --shards DIR [--preset NAME] [--config YAML] [--resume [RUN_DIR]] "
+        "[--KEY VALUE ...]",
     )
     parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
                         help="a Table 3 row or the MIL baseline (listed above); default: none, "
                         "the paper's CLAWS Net")
     parser.add_argument("--config", type=Path, metavar="YAML", help="YAML file of config keys")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue <runs-dir>/<name> from its last.pt (--shards not needed)")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                        help="continue the run folder RUN_DIR, else <runs-dir>/<name>, from its "
+                        "last.pt (--shards not needed)")
     keys = parser.add_argument_group("config keys (pipeline/config.py TrainConfig)")
     defaults, meanings = TrainConfig(), field_help()
     for key, kind in field_types().items():
@@ -76,11 +79,16 @@ def run(args: argparse.Namespace) -> int:
     name = overrides.get("name") or args.preset or overrides.get("model") or "claws"
     runs_dir = overrides.get("runs_dir", TrainConfig.runs_dir)
     if args.resume:
-        run_dir = RunDir(Path(runs_dir) / name)
+        folder = Path(runs_dir) / name if args.resume is True else Path(args.resume)
+        named = ("name" in overrides or "runs_dir" in overrides) and args.resume is not True
+        if named and (Path(runs_dir) / name).resolve() != folder.resolve():
+            raise argparse.ArgumentError(
+                None, f"--resume {folder} and --runs-dir/--name ({Path(runs_dir) / name}) name "
+                "two folders; give the run folder once")
         overrides = {k: v for k, v in overrides.items() if k not in ("name", "runs_dir")}
-        config = resume_config(run_dir, overrides)
+        config = resume_config(RunDir(folder), overrides)
     else:
         config = load_config(args.preset, args.config, {**overrides, "name": name})
-    path = train(config, resume=args.resume)
+    path = train(config, resume=bool(args.resume))
     print(f"run folder: {path}")
     return 0

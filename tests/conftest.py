@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -34,6 +36,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (set CLAWS_SHARED_DATA)")
     return SharedPath(SHARED_DATA)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A fresh 4 MB tmpfs for out-of-space and read-only cases, unmounted afterwards.
+
+    Mounting needs root (CI containers, the development machine); elsewhere the test skips and
+    says why.
+    """
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                              capture_output=True, text=True)
+    except OSError as err:
+        pytest.skip(f"cannot mount a tmpfs here ({err})")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

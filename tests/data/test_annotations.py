@@ -107,3 +107,45 @@ def test_interval_csv_zero_based_end_exclusive(tmp_path):
 def test_video_id_of():
     assert video_id_of("Arson/Arson022_x264.mp4") == "Arson022_x264"
     assert video_id_of("01_0014") == "01_0014"
+
+
+def test_interval_rows_without_num_frames_take_the_curve_length(tmp_path):
+    path = tmp_path / "gt.csv"  # the header has num_frames; the short rows give none
+    path.write_text("video,start_frame,end_frame,num_frames,class\ncam1,2,4\ncam2,,\n")
+    truth = load_intervals(path, {"cam1": 6, "cam2": 3})
+    assert truth.videos["cam1"].frame_labels.tolist() == [0, 0, 1, 1, 0, 0]
+    with pytest.raises(AnnotationError, match="gt.csv: video cam1 has no num_frames"):
+        load_intervals(path)
+
+
+@pytest.mark.parametrize("count", ["abc", "0", "-3", "6.5", "nan"])
+def test_frame_counts_that_are_not_counts_name_the_line(tmp_path, count):
+    path = tmp_path / "gt.csv"
+    path.write_text(f"video,start_frame,end_frame,num_frames\ncam1,,,6\ncam2,2,4,{count}\n")
+    with pytest.raises(AnnotationError, match=f"gt.csv:3: video cam2: num_frames '{count}' is not"):
+        load_intervals(path)
+    split = tmp_path / "SH_Test_NEW.txt"
+    split.write_text(f"01_001,0,5\n01_002,0,{count}\n")
+    (tmp_path / "masks").mkdir(exist_ok=True)
+    with pytest.raises(AnnotationError, match="SH_Test_NEW.txt:2: video 01_002: num_frames"):
+        load_shanghaitech(tmp_path / "masks", split)
+    counts = tmp_path / "Test_Annotation.txt"
+    counts.write_text(f"Arson/A_x264.mp4 {count} Arson 2 4 -1 -1\n")
+    with pytest.raises(AnnotationError, match="Test_Annotation.txt:1"):
+        read_ucf_frame_counts(counts)
+
+
+def test_annotation_entirely_past_the_end_is_an_error_naming_it(tmp_path):
+    """Not a "clipped" warning over a 0-frame event: the file or the frame count is wrong."""
+    path = tmp_path / "gt.csv"
+    path.write_text("video,start_frame,end_frame,num_frames\ncam1,2,4,6\ncam1,6,9,6\n")
+    with pytest.raises(AnnotationError, match=r"video cam1: the annotation \[6, 9\) \(0-based, end "
+                       r"exclusive; .*gt.csv:3\) lies entirely past the video's end \(6 frames\)"):
+        load_intervals(path)
+    ann = tmp_path / "ann.txt"
+    ann.write_text("A_x264.mp4  Arson  2  4  8  9\n")
+    with pytest.raises(AnnotationError, match=r"video A_x264: the annotation frames 8-9 \(1-based, "
+                       r"inclusive; .*ann.txt:1\) lies entirely past the video's end \(7 frames\)"):
+        load_ucf_crime(ann, {"A_x264": 7})
+    ann.write_text("A_x264.mp4  Arson  2  4  7  9\n")  # frame 7 exists: clipped, a warning
+    assert len(load_ucf_crime(ann, {"A_x264": 7}).warnings) == 1

@@ -1,5 +1,6 @@
 """Dataset adapters against the real list files and fake trees in the real on-disk layouts."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,34 @@ def test_footage_folder_and_manifest(tmp_path):
         manifest_items(tmp_path / "bad.csv")
     with pytest.raises(DatasetError, match="does not exist"):
         footage_items(tmp_path / "missing")
+
+
+def test_non_utf8_file_names_get_printable_ids_and_keep_their_paths(tmp_path):
+    """A file name is bytes; one that is not UTF-8 (Latin-1 e-acute, 0xE9) is found by its bytes,
+    listed or not, and its id spells the byte as \\xe9 so that logs, JSON and HDF5 can hold it."""
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/f/caf\xe9.avi"))
+    odd.parent.mkdir()
+    odd.write_bytes(b"x")
+    [item] = footage_items(tmp_path / "f")
+    assert item.video_id == "caf\\xe9" and item.path == odd
+    (tmp_path / "m.csv").write_bytes(b"path,label,split\nf/caf\xe9.avi,normal,train\n")
+    [item] = manifest_items(tmp_path / "m.csv")
+    assert (item.video_id, item.path, item.label) == ("caf\\xe9", odd, 0)
+    clip = Path(os.fsdecode(os.fsencode(tmp_path) + b"/ucf/Abuse/Abuse\xe9.mp4"))
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"x")
+    (tmp_path / "train.txt").write_bytes(b"Abuse/Abuse\xe9.mp4\n")
+    items, missing = ucf_crime_items(tmp_path / "ucf", tmp_path / "train.txt", None)
+    assert missing == [] and [(i.video_id, i.path) for i in items] == [("Abuse\\xe9", clip)]
+
+
+def test_manifest_entries_not_on_disk(tmp_path, caplog):
+    (tmp_path / "here.mp4").write_bytes(b"x")
+    (tmp_path / "m.csv").write_text("path,label,split\nhere.mp4,,\ngone.mp4,,\n")
+    with pytest.raises(DatasetError, match=r"m.csv:3: .*gone.mp4 does not exist.*--allow-missing"):
+        manifest_items(tmp_path / "m.csv")
+    assert [i.video_id for i in manifest_items(tmp_path / "m.csv", allow_missing=True)] == ["here"]
+    assert f"m.csv:3: {tmp_path}/gone.mp4" in caplog.text and "skipped" in caplog.text
+    (tmp_path / "m.csv").write_text("path,label,split\ngone.mp4,,\n")
+    with pytest.raises(DatasetError, match="none of the listed videos exists"):
+        manifest_items(tmp_path / "m.csv", allow_missing=True)

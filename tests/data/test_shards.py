@@ -137,3 +137,70 @@ def test_not_hdf5_is_a_clear_error(tmp_path: Path):
         ShardSet(empty)
     with pytest.raises(ShardError, match="no such shard file or directory"):
         ShardSet(tmp_path / "missing")
+
+
+def _flip_feature_byte(shard: Path, video_id: str) -> None:
+    """Flip one byte inside a video's stored features, as bit rot or a bad copy would."""
+    with h5py.File(shard, "r") as h5:
+        offset = h5[f"videos/{video_id}/features"].id.get_offset()
+    with open(shard, "r+b") as f:
+        f.seek(offset + 5)
+        byte = f.read(1)
+        f.seek(offset + 5)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
+def test_damaged_features_are_refused_naming_file_and_video(tmp_path: Path):
+    write_shard(tmp_path / "s.h5", [_record("good", 33, seed=1), _record("hit", 40, seed=2)],
+                NormStats.identity(8))
+    _flip_feature_byte(tmp_path / "s.h5", "hit")
+    shards = ShardSet(tmp_path)  # opening stays cheap: features are checked when read
+    np.testing.assert_array_equal(shards.features("good"), _record("good", 33, seed=1).features)
+    with pytest.raises(ShardError, match=r"s\.h5: video hit: .*checksum.*re-extract"):
+        shards.features("hit")
+
+
+def test_damaged_statistics_are_refused_at_open(tmp_path: Path):
+    stats = NormStats(np.linspace(1, 2, 8), np.full(8, 3.0), 2, 5)
+    write_shard(tmp_path / "s.h5", [_record("a", 16)], stats)
+    with h5py.File(tmp_path / "s.h5", "r") as h5:
+        offset = h5["normalization/mean"].id.get_offset()
+    with open(tmp_path / "s.h5", "r+b") as f:
+        f.seek(offset + 7)
+        f.write(b"\x7f")
+    with pytest.raises(ShardError, match=r"s\.h5: normalization statistics .*checksum"):
+        ShardSet(tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_damaged_hdf5_structure_is_a_shard_error_naming_the_file(tmp_path: Path, seed: int):
+    """Bytes flipped anywhere past the superblock (headers, heaps, B-trees, attributes): h5py then
+    raises RuntimeError/OSError/KeyError from deep inside; the reader turns every such failure into
+    a ShardError that names the shard, never a traceback and never silently other features."""
+    records = [_record(f"v{i}", 40 + i, seed=i) for i in range(4)]
+    write_shard(tmp_path / "s.h5", records, NormStats.identity(8))
+    data = bytearray((tmp_path / "s.h5").read_bytes())
+    rng = np.random.default_rng(seed)
+    for pos in rng.choice(np.arange(len(data) // 4, len(data) - 16), 64, replace=False):
+        data[pos] ^= 0xFF
+    (tmp_path / "s.h5").write_bytes(bytes(data))
+    try:
+        shards = ShardSet(tmp_path)
+        for r in records:
+            if r.video_id in shards.videos:
+                np.testing.assert_array_equal(shards.features(r.video_id), r.features)
+    except ShardError as err:
+        assert "s.h5" in str(err)
+
+
+def test_shards_without_checksums_are_read_as_before(tmp_path: Path):
+    record = _record("a", 33, seed=3)
+    write_shard(tmp_path / "s.h5", [record], NormStats.identity(8))
+    with h5py.File(tmp_path / "s.h5", "a") as h5:  # what a shard of an earlier version holds
+        for attrs in (h5["videos/a"].attrs, h5["normalization"].attrs):
+            for key in ("payload_sha256", "stats_sha256", "source_mtime_ns"):
+                if key in attrs:
+                    del attrs[key]
+    shards = ShardSet(tmp_path)
+    np.testing.assert_array_equal(shards.features("a"), record.features)
+    assert shards.videos["a"].source_mtime_ns == -1

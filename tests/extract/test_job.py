@@ -96,8 +96,8 @@ def net(clips):
     return clips * 2 + 1
 import claws.extract.job as job
 original = job.write_work
-def write_work(out, record):
-    original(out, record)
+def write_work(out, record, key):
+    original(out, record, key)
     with open(log, "a") as f:
         f.write(record.video_id + "\\n")
 job.write_work = write_work

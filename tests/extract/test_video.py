@@ -32,12 +32,68 @@ def test_frame_folder_natural_order(tmp_path):
     np.testing.assert_array_equal(decode_all(folder, is_frame_folder=True), frames)
 
 
-def test_truncated_real_video_keeps_what_decodes(tmp_path, shared_data):
+def test_truncated_real_video_keeps_what_decodes_and_says_so(tmp_path, shared_data, caplog):
     data = (shared_data / "videos" / "vtest.avi").read_bytes()
     cut = tmp_path / "vtest_cut.avi"
     cut.write_bytes(data[: len(data) // 4])
     frames = decode_all(cut)
     assert 0 < len(frames) < 795 and frames.shape[1:] == (576, 768, 3)
+    # decord indexes only the frames present; the AVI header still claims 795
+    assert f"{cut}: kept {len(frames)} of 795 frames" in caplog.text
+
+
+def _faststart_copy(source, target):
+    """`source` remuxed with its index (moov atom) before the data, as web-ready MP4s are."""
+    import av
+
+    with av.open(str(source)) as inp, \
+            av.open(str(target), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return target
+
+
+def test_cut_mp4_with_index_first_keeps_the_frames_before_the_cut(tmp_path, caplog):
+    """decord cannot open an MP4 whose data ends early; PyAV decodes up to the cut, exactly."""
+    frames = synthetic_frames(60, 32, 40)
+    whole = _faststart_copy(write_video(tmp_path / "v.mp4", frames), tmp_path / "fast.mp4")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    reader = open_video(cut, False)
+    kept = np.concatenate(list(reader.chunks(16)))
+    assert 0 < len(kept) < 60 and reader.reported_frames == 60 and reader.fps == 25.0
+    np.testing.assert_array_equal(kept, frames[: len(kept)])
+    assert f"{cut}: kept {len(kept)} of 60 frames" in caplog.text
+
+
+def test_cut_real_mp4_keeps_what_decodes(tmp_path, shared_data, caplog):
+    cut = tmp_path / "ww.mp4"  # the first 100 kB: the index and 34 frames of 5402
+    cut.write_bytes((shared_data / "videos" / "wannaworktogether.mp4").read_bytes()[:100_000])
+    frames = decode_all(cut)
+    assert 0 < len(frames) < 5402 and frames.ndim == 4 and frames.shape[-1] == 3
+    assert f"kept {len(frames)} of 5402 frames" in caplog.text
+
+
+def test_cut_mkv_warns_against_the_duration(tmp_path, caplog):
+    """Matroska stores no frame count; the duration in its header says how many to expect."""
+    path = write_video(tmp_path / "v.mkv", synthetic_frames(100, 32, 40), codec="ffv1")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    frames = decode_all(cut)
+    assert 0 < len(frames) < 100
+    assert f"{cut}: kept {len(frames)} of about 100 frames" in caplog.text
+
+
+@pytest.mark.parametrize("codec,suffix", [("libx264rgb", ".mp4"), ("ffv1", ".mkv"), ("mpeg4", ".avi")])
+def test_complete_videos_decode_without_a_warning(tmp_path, caplog, codec, suffix):
+    frames = synthetic_frames(37, 32, 40)
+    assert len(decode_all(write_video(tmp_path / f"v{suffix}", frames, codec=codec))) == 37
+    assert "kept" not in caplog.text
 
 
 @pytest.mark.parametrize("content,match", [(b"", "empty file"), (b"\x00garbage" * 500, "unreadable")])
@@ -48,11 +104,23 @@ def test_unreadable_inputs_raise_with_reason(tmp_path, content, match):
         open_video(path, False)
 
 
-def test_truncated_mp4_without_index_is_unreadable(tmp_path, shared_data):
-    cut = tmp_path / "ww.mp4"
-    cut.write_bytes((shared_data / "videos" / "wannaworktogether.mp4").read_bytes()[:100_000])
-    with pytest.raises(DecodeError, match="ww.mp4"):
+def test_truncated_mp4_without_index_is_unreadable(tmp_path):
+    """An MP4 written index-last (moov after the data) and cut loses its index: nothing decodes."""
+    path = write_video(tmp_path / "v.mp4", synthetic_frames(60, 32, 40))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DecodeError, match="cut.mp4: unreadable video"):
         open_video(cut, False)
+
+
+def test_non_utf8_file_name_decodes(tmp_path):
+    """decord takes only UTF-8 paths; PyAV opens the file by its bytes."""
+    import os
+
+    frames = synthetic_frames(20, 32, 40)
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.mp4")  # Latin-1: not UTF-8
+    write_video(tmp_path / "v.mp4", frames).rename(odd)
+    np.testing.assert_array_equal(decode_all(odd), frames)
 
 
 def test_empty_frame_folder(tmp_path):

@@ -71,3 +71,33 @@ def test_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def _flip_weights(file: Path, model: torch.nn.Module) -> None:
+    """Flip bytes inside a stored weight tensor (found by its bytes), as a bad disk or copy would."""
+    weight = next(iter(model.state_dict().values())).numpy().tobytes()
+    data = bytearray(file.read_bytes())
+    start = data.find(weight)
+    assert start > 0
+    for i in range(start, start + 64, 4):
+        data[i] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+def test_corrupted_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    model = ClawsNet(**args)
+    file = _save(tmp_path / "last.pt", model, "claws", args, step=3)
+    _flip_weights(file, model)
+    with pytest.raises(ValueError, match=r"last\.pt.*damaged"):
+        load_checkpoint(file)
+
+
+def test_checkpoint_without_checksum_loads_unverified(tmp_path: Path, caplog) -> None:
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    file = _save(tmp_path / "old.pt", ClawsNet(**args), "claws", args, step=3)
+    payload = torch.load(file, weights_only=True)
+    payload.pop("payload_sha256")  # as written before checkpoints carried one
+    torch.save(payload, file)
+    assert load_checkpoint(file).step == 3
+    assert "old.pt" in caplog.text and "unverified" in caplog.text

@@ -156,3 +156,41 @@ def test_damaged_scores_folder_is_named(scores, tmp_path, caplog):
     assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(tmp_path / "r"),
                  "--no-progress"]) == 2
     assert "cam_b" in caplog.text and "rerun `claws score`" in caplog.text
+
+
+def test_damaged_index_line_or_events_file_is_named_with_what_to_do(
+        scores, tiny_run, tiny_shards, tmp_path, caplog):
+    from claws.pipeline.score_outputs import ScoresError, read_summaries
+
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    index = (scores / "index.jsonl").read_text()
+    for line, problem in [("{broken", "not a JSON object"),
+                          ('{"video_id": "cam_x"}', "lacks num_frames"),
+                          ('{"video_id": "cam_x", "num_frames": "many"}', "num_frames 'many' is not")]:
+        (scores / "index.jsonl").write_text(index + line + "\n")
+        caplog.clear()
+        assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(tmp_path / "r"),
+                     "--no-progress"]) == 2
+        assert f"index.jsonl:{len(VIDEOS) + 1}: {problem}" in caplog.text
+        assert "rerun `claws score` with the same arguments" in caplog.text
+    assert main(["score", "--run", str(tiny_run), "--shards", str(tiny_shards), "--out", str(scores),
+                 "--no-progress"]) == 0  # what the message says: the index is whole again
+    assert (scores / "index.jsonl").read_text() == index
+    (scores / "cam_b.events.json").write_text('{"video_id": "cam_b", ')
+    with pytest.raises(ScoresError, match=r"cam_b.events.json: not a JSON object .*delete it"):
+        read_summaries(scores)
+
+
+def test_interval_rows_without_num_frames_or_past_the_end(scores, tmp_path, caplog):
+    gt = tmp_path / "gt.csv"  # rows shorter than the header: num_frames and class left out
+    gt.write_text(INTERVALS.replace("end_frame\n", "end_frame,num_frames,class\n", 1))
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(tmp_path / "r"),
+                 "--no-video-plots", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["num_anomalous_frames"] == 60
+    gt.write_text(INTERVALS + "cam_d,79,90\n")  # cam_d has 79 frames: 0..78
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(tmp_path / "r2"),
+                 "--no-progress"]) == 2
+    assert f"video cam_d: the annotation [79, 90) (0-based, end exclusive; {gt}:7) lies entirely " \
+           "past the video's end (79 frames)" in caplog.text
+    assert not (tmp_path / "r2").exists()

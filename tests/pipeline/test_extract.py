@@ -2,6 +2,7 @@
 (few clips: each costs ~0.1-0.4 s on this CPU), and the 2-process torchrun run."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from claws.pipeline.cli import main
 COMMON = ["--weights", "random", "--workers", "1", "--batch-size", "4", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_ucf_crime_tree_to_shards_and_info(tmp_path, shared_data, capsys):
     train = (shared_data / "ucf_crime" / "Anomaly_Train.txt").read_text().splitlines()
     test = (shared_data / "ucf_crime" / "Temporal_Anomaly_Annotation.txt").read_text().splitlines()
@@ -38,6 +40,7 @@ def test_ucf_crime_tree_to_shards_and_info(tmp_path, shared_data, capsys):
     assert "RANDOM C3D WEIGHTS" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_shanghaitech_tree_frame_folders(tmp_path):
     tr, te = write_fake_shanghaitech(tmp_path / "sht", ["01_0014", "01_001"], ["01_0015"], 10)
     out = tmp_path / "out"
@@ -121,3 +124,55 @@ def test_stats_from_a_run_folder_checkpoint(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
         load_stats(tmp_path / "bad.pt")
+
+
+@pytest.mark.slow  # loads C3D: ~5-10 s on the shared CPU
+def test_non_utf8_video_name_is_extracted_under_a_printable_id(tmp_path):
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    odd = os.fsdecode(os.fsencode(folder) + b"/caf\xe9.avi")  # Latin-1: not UTF-8
+    write_video(tmp_path / "x.avi", synthetic_frames(20, 40, 48), codec="mpeg4").rename(odd)
+    out = tmp_path / "out"
+    assert main(["extract", "footage", str(folder), "--split", "train", "--out", str(out)] + COMMON) == 0
+    info = ShardSet(out).videos["caf\\xe9"]
+    assert info.num_frames == 20 and info.source_path.endswith("/cams/caf\\xe9.avi")
+
+
+def test_allow_missing_skips_manifest_entries_not_on_disk(tmp_path, caplog):
+    from claws.pipeline.cli import build_parser
+    from claws.pipeline.extract import dataset_items
+
+    (tmp_path / "here.mp4").write_bytes(b"x")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,split\nhere.mp4,normal,train\ngone.mp4,normal,train\n")
+    args = ["extract", "footage", str(manifest), "--out", str(tmp_path / "out")] + COMMON
+    assert main(args) == 2
+    assert "m.csv:3" in caplog.text and "--allow-missing" in caplog.text
+    assert not (tmp_path / "out").exists()
+    caplog.clear()
+    items = dataset_items(build_parser().parse_args(args + ["--allow-missing"]))
+    assert [i.video_id for i in items] == ["here"]
+    assert "gone.mp4" in caplog.text and "skipped" in caplog.text
+
+
+def test_stats_from_is_checked_before_the_first_frame(tmp_path, caplog):
+    """Unreadable statistics, or statistics of another feature dim, stop the job before any
+    video is decoded (they used to fail after every video, the latter as a numpy broadcast)."""
+    from claws.data.shards import NormStats, VideoRecord, write_shard
+    from claws.extract.resume import work_files
+
+    write_video(tmp_path / "new.mp4", synthetic_frames(12, seed=3), fps=10)
+    narrow = tmp_path / "narrow"
+    narrow.mkdir()
+    write_shard(narrow / "s.h5", [VideoRecord("x", np.zeros((1, 8), np.float32), 16, 25.0, 0, "train")],
+                NormStats.identity(8))
+    (tmp_path / "junk.h5").write_bytes(b"not a shard")
+    for source, words in ((narrow, "feature dim 8, this job's features have dim 2048"),
+                          (tmp_path / "junk.h5", "gives no normalization statistics")):
+        out = tmp_path / f"out_{source.stem}"
+        caplog.clear()
+        assert main(["extract", "footage", str(tmp_path / "new.mp4"), "--split", "test",
+                     "--stats-from", str(source), "--out", str(out)] + COMMON) == 2
+        assert f"--stats-from {source}" in caplog.text and words in caplog.text
+        assert not work_files(out) and not (out / "failures.jsonl").exists()
+

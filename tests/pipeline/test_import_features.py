@@ -194,6 +194,18 @@ def test_frame_count_formats_of_the_real_lists(shared_data):
         read_frame_counts(ucf / "Temporal_Anomaly_Annotation.txt")  # the list without counts
 
 
+@pytest.mark.parametrize("count", ["many", "inf", "nan", "12.5", "-7"])
+def test_frame_counts_that_are_not_counts_name_the_line(tmp_path, count):
+    counts = tmp_path / "counts.csv"
+    counts.write_text(f"video,num_frames\ncam_a,100\ncam_b,{count}\n")
+    with pytest.raises(DatasetError, match=f"counts.csv:3: frame count '{count}' is not a whole"):
+        read_frame_counts(counts)
+    listed = tmp_path / "SH_Test_NEW.txt"
+    listed.write_text(f"01_001,0,{count}\n")
+    with pytest.raises(DatasetError, match="SH_Test_NEW.txt:1: frame count"):
+        read_frame_counts(listed)
+
+
 @pytest.mark.parametrize("rows,frames,policy,expected", [
     (1, 1, "error", 1), (1, 16, "error", 16), (2, 17, "error", 17), (7, 100, "error", 100),
     (6, 100, "clip", 96), (8, 100, "clip", 113), (32, 100, "clip", 497), (3, -1, "error", 48),
@@ -227,3 +239,55 @@ def test_feature_file_index_and_shapes(tmp_path):
         np.save(bad / f"{name}.npy", array)
         with pytest.raises(ValueError, match=name):
             load_clip_features([bad / f"{name}.npy"])
+
+
+def test_a_replaced_feature_file_is_imported_again(tmp_path, monkeypatch, caplog):
+    """A work file is keyed by the file it was read from: a newer file is read again."""
+    import claws.extract.import_features as import_job
+
+    feats, manifest, counts = write_case(tmp_path)
+    out = tmp_path / "out"
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--fps", "12", "--out", str(out)] + QUIET
+    with monkeypatch.context() as m:
+        m.setattr(import_job, "write_shards", lambda *a, **k: [])  # stopped before the shards
+        assert main(args) == 0
+    np.save(feats / "train" / "cam_a.npy", raw("cam_a", 7) + 1)  # same shape, new content
+    assert main(args) == 0
+    np.testing.assert_allclose(ShardSet(out).features("cam_a", raw=True), raw("cam_a", 7) + 1,
+                               atol=1e-5)
+    assert "cam_a: its work file was made from" in caplog.text and "importing it again" in caplog.text
+
+
+def test_stats_from_of_another_dim_stops_before_any_file_is_read(tmp_path, caplog):
+    feats, manifest, counts = write_case(tmp_path)
+    common = ["import-features", "manifest", str(manifest), "--features", str(feats), "--fps", "12",
+              "--frame-counts", str(counts)] + QUIET
+    halved = tmp_path / "halved"
+    assert main(common + ["--feature-dim", str(D // 2), "--out", str(halved)]) == 0
+    out = tmp_path / "out"
+    assert main(common + ["--stats-from", str(halved), "--out", str(out)]) == 2
+    assert f"--stats-from {halved} holds statistics of feature dim {D // 2}" in caplog.text
+    assert not (out / ".work").exists() and not (out / "failures.jsonl").exists()
+
+
+def test_object_array_file_is_named_with_what_to_do(tmp_path, caplog):
+    """np.load(allow_pickle=False) refuses object arrays; the message names the file and says how
+    to save it, whether the file is the first one read (the job's feature dim) or a later one."""
+    feats, manifest, counts = write_case(tmp_path)
+    objects = np.empty(2, dtype=object)
+    objects[:] = [np.zeros(D), np.zeros(D)]
+    np.save(feats / "train" / "cam_a.npy", objects, allow_pickle=True)
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--fps", "12", "--out", str(tmp_path / "out")] + QUIET
+    assert main(args) == 1  # the other videos are imported
+    [failure] = [json.loads(f) for f in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert failure["video_id"] == "cam_a"
+    assert f"{feats / 'train' / 'cam_a.npy'}: an array of Python objects" in failure["reason"]
+    assert "np.save" in failure["reason"]
+    alone = tmp_path / "alone.csv"
+    alone.write_text("video,label,split\ncam_a,normal,train\n")
+    caplog.clear()
+    assert main(["import-features", "manifest", str(alone), "--features", str(feats / "train"),
+                 "--fps", "12", "--out", str(tmp_path / "out2")] + QUIET) == 2
+    assert f"{feats / 'train' / 'cam_a.npy'}: an array of Python objects" in caplog.text

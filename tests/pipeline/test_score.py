@@ -127,3 +127,58 @@ def test_split_filter_and_bad_arguments(tiny_run, tiny_shards, tmp_path, caplog)
     assert "no videos of split 'train'" in caplog.text
     assert main(["score", "--run", str(tiny_run), "--out", str(tmp_path / "s")]) == 2
     assert _score(tmp_path / "nowhere", tiny_shards, tmp_path / "s") == 2
+
+
+def _thresholds(out: Path) -> dict[str, float]:
+    return {json.loads(line)["video_id"]: json.loads(line)["threshold"]
+            for line in (out / "index.jsonl").read_text().splitlines()}
+
+
+def test_rerun_with_other_settings_never_mixes(tiny_run, tiny_shards, tmp_path, caplog, monkeypatch):
+    """Another threshold, window or checkpoint on a finished folder: refused (exit 2, what to
+    do), never skipped as if scored; --overwrite rescores and drops what it does not rescore."""
+    monkeypatch.setattr(score_outputs, "plot_curve_events",  # plots are not the point here
+                        lambda path, *args, **kwargs: Path(path).write_bytes(b"png"))
+    out = tmp_path / "scores"
+    (tmp_path / "extra").mkdir()  # one more video, scored into the same folder by another job
+    write_shard(tmp_path / "extra" / "x.h5", [VideoRecord(
+        "cam_x", STATS.normalize(raw_features("cam_x", 40)), 40, 10.0, 0, "test", "Normal",
+        "/footage/cam_x.mp4", 1000, extractor=EXTRACTOR)], STATS)
+    assert _score(tiny_run, tmp_path / "extra", out) == 0
+    assert _score(tiny_run, tiny_shards, out) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    caplog.clear()
+    assert _score(tiny_run, tiny_shards, out, "--threshold", "0.3") == 2
+    assert "threshold" in caplog.text and "--overwrite" in caplog.text and str(out) in caplog.text
+    assert _score(tiny_run, tiny_shards, out, "--window", "2") == 2 and "window" in caplog.text
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    ckpt = load_checkpoint(tiny_run)
+    from claws.pipeline.checkpoint import save_checkpoint  # another checkpoint of the same shape
+    save_checkpoint(other, model=type(ckpt.model)(**ckpt.model_args), model_name="claws",
+                    model_args=ckpt.model_args, config=ckpt.config, norm_stats=ckpt.norm_stats,
+                    feature_meta=ckpt.feature_meta, step=4, seed=0, version="test")
+    caplog.clear()
+    assert _score(other, tiny_shards, out) == 2 and "checkpoint" in caplog.text
+    assert main(["score", str(tmp_path / "cam.mp4"), "--run", str(tiny_run), "--out", str(out),
+                 "--threshold", "0.3"]) == 2  # raw footage: refused before any extraction
+    assert not (out / ".features").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert set(_thresholds(out).values()) == {0.5} and len(_thresholds(out)) == 5
+    # --overwrite: this job's videos rescored; cam_x, not in this job, removed rather than mixed
+    assert _score(tiny_run, tiny_shards, out, "--threshold", "0.3", "--overwrite") == 0
+    assert _thresholds(out) == {v[0]: 0.3 for v in VIDEOS}
+    assert not list(out.glob("cam_x*")) and "cam_x" in caplog.text
+    assert _score(tiny_run, tmp_path / "extra", out, "--threshold", "0.3") == 0  # same: adds it
+    assert _thresholds(out) == {**{v[0]: 0.3 for v in VIDEOS}, "cam_x": 0.3}
+
+
+def test_damaged_checkpoint_exits_2_by_name(tiny_run, tiny_shards, tmp_path, caplog):
+    last = tiny_run / "checkpoints" / "last.pt"
+    weight = next(iter(load_checkpoint(tiny_run).model.state_dict().values())).numpy().tobytes()
+    data = bytearray(last.read_bytes())
+    start = data.find(weight)
+    data[start : start + 8] = bytes(8)
+    last.write_bytes(bytes(data))
+    assert _score(tiny_run, tiny_shards, tmp_path / "scores") == 2
+    assert str(last) in caplog.text and "damaged" in caplog.text

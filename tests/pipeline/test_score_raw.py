@@ -12,7 +12,7 @@ import torch
 from claws.data.shards import NormStats, write_shard
 from claws.data.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.model.claws import ClawsNet
-from claws.pipeline.checkpoint import save_checkpoint
+from claws.pipeline.checkpoint import payload_checksum, save_checkpoint
 from claws.pipeline.cli import main
 
 DIM = 2048  # C3D fc6 pairs, the default feature
@@ -83,6 +83,7 @@ def test_weights_must_be_known(random_feature_run, tmp_path, caplog):
     ckpt = torch.load(random_feature_run / "checkpoints" / "last.pt", weights_only=True)
     ckpt["feature_meta"]["extractor"] = {**RANDOM_C3D, "random": False,
                                          "weights_path": str(tmp_path / "gone.pickle")}
+    ckpt["payload_sha256"] = payload_checksum(ckpt)  # edited on purpose: checksum it again
     torch.save(ckpt, tmp_path / "real.pt")
     video = tmp_path / "cam.mp4"
     write_video(video, synthetic_frames(3, seed=1), fps=8.0)

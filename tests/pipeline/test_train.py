@@ -59,6 +59,7 @@ def test_validation_split_is_stratified_training_videos(tmp_path: Path) -> None:
     assert data.feature_meta["val_video_ids"] == data.val.video_ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["claws", "bbn", "claws-rbs"])
 def test_training_drives_loss_down_and_separates(tmp_path: Path, preset: str) -> None:
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=24)
@@ -108,6 +109,46 @@ def test_resume_reproduces_uninterrupted_run(tmp_path: Path, preset: str) -> Non
     def later(run: Path) -> list[tuple[int, float]]:
         return [(m["step"], m["total"]) for m in _metrics(run, "train") if m["step"] > 50]
     assert later(full) == later(part) and len(later(full)) == 2
+
+
+class _Killed(Exception):
+    """Stands for a kill -9 at a chosen point of the loop."""
+
+
+@pytest.mark.slow  # three short runs, a checkpoint every other step: ~5-7 s
+def test_resume_after_a_kill_logs_exactly_the_lines_of_an_uninterrupted_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An epoch's clustering line is logged with the step of the checkpoint before it; a kill
+    after it must not leave it twice in metrics.jsonl once the run is resumed."""
+    from claws.pipeline.run_dir import RunDir
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    extra = {"iterations": 14, "log_every": 4, "checkpoint_every": 2, "windows_per_iteration": 4}
+    full = train(_config(tmp_path, shards, name="full", **extra))
+    write = RunDir.write_metrics
+
+    def killed_after_second_clustering(self, record):
+        write(self, record)
+        if record["kind"] == "clustering" and record["epoch"] == 1:
+            assert record["step"] % extra["checkpoint_every"] == 0  # a checkpoint just before
+            raise _Killed  # after the checkpoint of this step, before the epoch's first step
+
+    monkeypatch.setattr(RunDir, "write_metrics", killed_after_second_clustering)
+    with pytest.raises(_Killed):
+        train(_config(tmp_path, shards, name="cut", **extra))
+    monkeypatch.setattr(RunDir, "write_metrics", write)
+    cut = tmp_path / "runs" / "cut"
+    with (cut / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "st')  # and a line the kill cut short
+    train(load_config(yaml_path=cut / "config.yaml"), resume=True)
+
+    def lines(run: Path) -> list[dict]:  # without the timings
+        timing = ("iterations_per_s", "representation_s", "kmeans_s")
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert [m["kind"] for m in lines(full)].count("clustering") == 2  # epochs 0 and 1
+    assert lines(cut) == lines(full)
 
 
 def test_cli_mil_run(tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -162,3 +203,56 @@ def test_epoch_clusters_raw_or_unit_vectors() -> None:
     assert figures["videos_single_cluster"] == 0 and figures["distance_anomalous"] is not None
     literal, _ = epoch_clusters(_Identity(), videos, max_iter=20, seed=0, scale_free=False)
     assert literal.units is None and literal.sums is None
+
+
+def _resume_argv(*extra: str) -> list[str]:
+    return ["train", "--resume", "--iterations", "60", *extra]
+
+
+def test_resume_writes_the_folder_it_names(tmp_path: Path) -> None:
+    """A copied run continues in the copy (the original is untouched); a renamed one resumes."""
+    import shutil
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=8)
+    original = train(_config(tmp_path, shards, iterations=30, checkpoint_every=30))
+    before = {p.name: p.read_bytes() for p in (original / "checkpoints").iterdir()}
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(original, copy)
+    assert main(_resume_argv("--runs-dir", str(copy.parent), "--name", "copy")) == 0
+    assert {p.name: p.read_bytes() for p in (original / "checkpoints").iterdir()} == before
+    assert load_checkpoint(copy).step == 60 and (copy / "checkpoints" / "step-60.pt").is_file()
+    saved = load_config(yaml_path=copy / "config.yaml")
+    assert Path(saved.runs_dir) / saved.name == copy and load_checkpoint(copy).config["name"] == "copy"
+    renamed = tmp_path / "renamed"
+    original.rename(renamed)
+    assert main(["train", "--resume", str(renamed), "--iterations", "45"]) == 0  # RUN_DIR form
+    assert load_checkpoint(renamed).step == 45 and not original.exists()
+
+
+def test_resume_same_shards_by_another_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_weak_label_shards(tmp_path / "shards", num_videos=8)
+    run = train(_config(tmp_path, Path("shards"), iterations=30, checkpoint_every=30))
+    assert main(_resume_argv("--runs-dir", str(run.parent), "--name", run.name,
+                             "--shards", str(tmp_path / "shards"))) == 0  # absolute = relative
+    assert load_checkpoint(run).step == 60
+    assert main(["train", "--resume", str(run), "--shards", str(tmp_path), "--iterations", "70"]) == 2
+
+
+def test_resume_from_damaged_last_names_intact_step_checkpoints(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=8)
+    run = train(_config(tmp_path, shards, iterations=60, checkpoint_every=25))
+    folder = run / "checkpoints"
+    for name in ("last.pt", "step-60.pt"):  # bytes flipped in the middle of the file
+        data = bytearray((folder / name).read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 400, 2):
+            data[i] ^= 0xFF
+        (folder / name).write_bytes(bytes(data))
+    assert main(["train", "--resume", str(run), "--iterations", "70"]) == 2
+    message = caplog.records[-1].getMessage()
+    assert str(folder / "last.pt") in message and "step-50.pt" in message and "step-25.pt" in message
+    assert "step-60.pt" not in message.split("instead")[-1] and "cp " in message
+    (folder / "step-50.pt").replace(folder / "last.pt")  # what the message says to do
+    assert main(["train", "--resume", str(run), "--iterations", "70"]) == 0
+    assert load_checkpoint(run).step == 70

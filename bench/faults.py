@@ -1,0 +1,360 @@
+"""Fault sweep: what a careless user, a full disk and kill -9 do to extract, train and score.
+
+    .venv/bin/python bench/faults.py [--work DIR] [--kills 2] [--seed 0]
+
+Runs every case end to end through the `claws` command in subprocesses, on synthetic footage with
+seeded RANDOM C3D weights (fp32, the reference path), and prints one JSON line: cases tried, cases
+passed, finished work lost (must be 0), cases skipped with their reason, and per case what was seen.
+
+Cases:
+- extract / train / score killed with SIGKILL at random points (seeded), then rerun: the results
+  equal an uninterrupted reference run, and nothing finished before the kill is lost (a video in a
+  finished shard or work file, a step-N checkpoint, a scored video).
+- bad inputs among good ones: a truncated MP4, an empty file, a text file named .mp4, a video whose
+  name starts with a dot, a non-UTF-8 file name: every input ends as done or failed, exit code 1.
+- two extractions on one --out at once: one works, the other is refused with exit 2.
+- a corrupt checkpoint: `claws score` refuses it (exit 2, the file named); `claws train --resume`
+  names the step-N.pt files that could be used instead.
+- a corrupt shard: scoring it fails naming the shard; never exit 0 with other curves.
+- a resumed copy of a run folder writes the copy, never the original.
+- a rerun of `claws score` into the same --out with another threshold: rescored or refused,
+  never the old events reported as done.
+- out of space (a 1 MB tmpfs; needs root and mount, else skipped with the reason): exit 2 naming
+  the folder, and the rerun after space is freed finishes with the reference features.
+
+Timings are not measured: the machine is shared; this bench counts behaviours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CLAWS = [sys.executable, "-m", "claws.pipeline.cli"]
+EXTRACT = ["--weights", "random", "--seed", "0", "--precision", "fp32", "--workers", "1",
+           "--batch-size", "4", "--shard-size", "3", "--no-progress"]
+TRAIN = ["--preset", "claws", "--iterations", "120", "--window", "8", "--lr", "1e-4",
+         "--checkpoint-every", "20", "--log-every", "20", "--seed", "0"]
+
+
+def claws(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `claws ARGS` to the end; stdout and stderr captured as text."""
+    return subprocess.run([*CLAWS, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, errors="backslashreplace")
+
+
+def killed_at(args: list, delay: float) -> subprocess.CompletedProcess | None:
+    """Start `claws ARGS`, SIGKILL its whole process group after `delay` s (None if it finished)."""
+    proc = subprocess.Popen([*CLAWS, *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=delay)
+        return subprocess.CompletedProcess(proc.args, proc.returncode)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+
+
+def shard_features(out: Path) -> dict[str, np.ndarray]:
+    from claws.data.shards import ShardSet, list_shards
+
+    if not list_shards(out):
+        return {}
+    shards = ShardSet(out)
+    return {v: shards.features(v, raw=True) for v in shards.video_ids}
+
+
+def work_videos(out: Path) -> set[str]:
+    """Video ids with a finished work file (extraction in progress)."""
+    return {p.stem for p in (out / ".work").glob("*.npz")} if (out / ".work").is_dir() else set()
+
+
+# C3D batches clips of several videos together, and oneDNN's result for a clip moves in the last
+# float bits with the batch's size: a resumed extraction, whose batches hold other neighbours,
+# equals the uninterrupted one to float rounding, not bit for bit (measured: raw fc6 differences
+# up to 1.5e-4 on values of scale 30, relative 5e-6). Train and score are compared bit for bit.
+FEATURE_RTOL = 1e-5
+
+
+def feature_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    """Largest |a - b| over the common videos, relative to the largest |a| (inf: other videos)."""
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        return float("inf")
+    scale = max(float(np.abs(v).max()) for v in a.values()) or 1.0
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a) / scale
+
+
+def same_features(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return feature_difference(a, b) <= FEATURE_RTOL
+
+
+def file_hashes(folder: Path, pattern: str) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob(pattern))}
+
+
+def model_state(checkpoint: Path) -> dict:
+    import torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["model_state"]
+
+
+def same_state(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def flip_bytes(path: Path, count: int, seed: int, start_fraction: float = 0.3) -> None:
+    """Invert `count` bytes in the middle part of a file (seeded positions)."""
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    lo = int(len(data) * start_fraction)
+    for pos in rng.sample(range(lo, len(data) - 16), count):
+        data[pos] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+class Sweep:
+    """The cases and their bookkeeping."""
+
+    def __init__(self, work: Path, kills: int, seed: int) -> None:
+        self.work, self.kills, self.rng = work, kills, random.Random(seed)
+        self.results: list[dict] = []
+        self.skipped: dict[str, str] = {}
+
+    def record(self, name: str, passed: bool, lost: int = 0, **seen) -> None:
+        self.results.append({"case": name, "passed": bool(passed), "lost": int(lost), **seen})
+        print(f"{'PASS' if passed else 'FAIL'} {name} lost={lost} {seen}", file=sys.stderr, flush=True)
+
+    # --- reference runs -------------------------------------------------------------------
+    def references(self) -> None:
+        from claws.pipeline.demo import write_dataset
+
+        self.data = self.work / "data"
+        self.manifest, self.intervals, _ = write_dataset(self.data, 4, 2, seed=0, base_frames=20)
+        self.ref_shards = self.work / "ref_shards"
+        t0 = time.monotonic()
+        run = claws("extract", "footage", self.manifest, "--out", self.ref_shards, *EXTRACT)
+        self.extract_s = time.monotonic() - t0
+        assert run.returncode == 0, run.stderr[-2000:]
+        self.ref_features = shard_features(self.ref_shards)
+        t0 = time.monotonic()
+        run = claws("train", "--shards", self.ref_shards, "--runs-dir", self.work / "runs", "--name",
+                    "ref", *TRAIN)
+        self.train_s = time.monotonic() - t0
+        assert run.returncode == 0, run.stderr[-2000:]
+        self.ref_run = self.work / "runs" / "ref"
+        self.ref_state = model_state(self.ref_run / "checkpoints" / "last.pt")
+        self.ref_scores = self.work / "ref_scores"
+        t0 = time.monotonic()
+        run = claws("score", "--run", self.ref_run, "--shards", self.ref_shards, "--out",
+                    self.ref_scores, "--no-progress")
+        self.score_s = time.monotonic() - t0
+        assert run.returncode == 0, run.stderr[-2000:]
+        self.ref_curves = {p.stem: np.load(p) for p in self.ref_scores.glob("*.npy")}
+
+    def delay(self, total: float) -> float:
+        """A random kill time inside a command's run (torch's start-up takes the first seconds)."""
+        return self.rng.uniform(0.3, 0.95) * total
+
+    # --- kill -9 and resume -----------------------------------------------------------------
+    def extract_kill(self, trial: int) -> None:
+        out = self.work / f"extract_kill_{trial}"
+        argv = ["extract", "footage", self.manifest, "--out", out, *EXTRACT]
+        finished = killed_at(argv, self.delay(self.extract_s))
+        before = shard_features(out) if out.exists() else {}
+        in_work = work_videos(out) if out.exists() else set()
+        run = claws(*argv)
+        after = shard_features(out)
+        lost = sum(1 for v, f in before.items() if v not in after or not np.array_equal(f, after[v]))
+        lost += sum(1 for v in in_work if v not in after)
+        self.record(f"extract_kill_{trial}", run.returncode == 0 and same_features(after, self.ref_features),
+                    lost, killed=finished is None, done_at_kill=len(before) + len(in_work),
+                    relative_difference=feature_difference(self.ref_features, after))
+
+    def train_kill(self, trial: int) -> None:
+        runs = self.work / f"train_kill_{trial}"
+        argv = ["train", "--shards", self.ref_shards, "--runs-dir", runs, "--name", "r", *TRAIN]
+        finished = killed_at(argv, self.delay(self.train_s))
+        ckpts = runs / "r" / "checkpoints"
+        steps = sorted(ckpts.glob("step-*.pt")) if ckpts.is_dir() else []
+        before = {p.name: model_state(p) for p in steps}
+        resume = ["--resume"] if (ckpts / "last.pt").exists() else []
+        run = claws(*argv, *resume)
+        # lost: a step checkpoint of the killed run that is gone or holds other weights now
+        lost = sum(1 for name, state in before.items()
+                   if not (ckpts / name).exists() or not same_state(model_state(ckpts / name), state))
+        ok = run.returncode == 0 and same_state(model_state(ckpts / "last.pt"), self.ref_state)
+        self.record(f"train_kill_{trial}", ok, lost, killed=finished is None,
+                    checkpoints_at_kill=len(before))
+
+    def score_kill(self, trial: int) -> None:
+        out = self.work / f"score_kill_{trial}"
+        argv = ["score", "--run", self.ref_run, "--shards", self.ref_shards, "--out", out, "--no-progress"]
+        finished = killed_at(argv, self.delay(self.score_s))
+        before = file_hashes(out, "*.npy") if out.is_dir() else {}
+        run = claws(*argv)
+        after = file_hashes(out, "*.npy")
+        lost = sum(1 for name, h in before.items() if after.get(name) != h)
+        curves = {p.stem: np.load(p) for p in out.glob("*.npy")}
+        ok = run.returncode == 0 and curves.keys() == self.ref_curves.keys() and all(
+            np.array_equal(curves[k], self.ref_curves[k]) for k in curves)
+        self.record(f"score_kill_{trial}", ok, lost, killed=finished is None, scored_at_kill=len(before))
+
+    # --- bad inputs ---------------------------------------------------------------------------
+    def bad_inputs(self) -> None:
+        folder = self.work / "bad_inputs"
+        folder.mkdir()
+        good = sorted((self.data / "videos").glob("*.mp4"))[:2]
+        for p in good:
+            shutil.copy(p, folder / p.name)
+        shutil.copy(good[0], folder / ".hidden_start.mp4")
+        shutil.copy(good[1], folder / os.fsdecode(b"caf\xe9_latin1.mp4"))
+        (folder / "cut.mp4").write_bytes(good[0].read_bytes()[: good[0].stat().st_size // 3])
+        (folder / "empty.mp4").write_bytes(b"")
+        (folder / "notes.mp4").write_text("not a video\n")
+        inputs = 7
+        out = self.work / "bad_inputs_out"
+        run = claws("extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT)
+        done = set(shard_features(out)) if out.exists() else set()
+        failures = []
+        if (out / "failures.jsonl").exists():
+            failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()
+                        if line.strip()]
+        accounted = len(done) + len({f.get("video_id", f.get("source")) for f in failures})
+        self.record("bad_inputs", run.returncode == 1 and accounted == inputs, 0, exit_code=run.returncode,
+                    done=len(done), failed=len(failures), inputs=inputs,
+                    traceback="Traceback" in run.stderr)
+
+    # --- concurrency --------------------------------------------------------------------------
+    def concurrent_extract(self) -> None:
+        out = self.work / "concurrent"
+        argv = [*CLAWS, "extract", "footage", str(self.manifest), "--out", str(out), *EXTRACT]
+        procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        codes, errs = zip(*[(p.wait(), p.stderr.read()) for p in procs])
+        refused = [e for c, e in zip(codes, errs) if c == 2]
+        ok = sorted(codes) == [0, 2] and same_features(shard_features(out), self.ref_features) and \
+            all(str(out.name) in e for e in refused)
+        self.record("concurrent_extract", ok, 0, exit_codes=sorted(codes))
+
+    # --- corruption ---------------------------------------------------------------------------
+    def corrupt_checkpoint(self) -> None:
+        runs = self.work / "corrupt_ckpt"
+        shutil.copytree(self.ref_run.parent, runs)
+        last = runs / "ref" / "checkpoints" / "last.pt"
+        flip_bytes(last, 200, seed=1)
+        score = claws("score", "--run", runs / "ref", "--shards", self.ref_shards, "--out",
+                      self.work / "corrupt_ckpt_scores", "--no-progress")
+        resume = claws("train", "--shards", self.ref_shards, "--runs-dir", runs, "--name", "ref",
+                       *TRAIN, "--resume")
+        ok = score.returncode == 2 and "last.pt" in score.stderr and resume.returncode == 2 and \
+            "step-" in resume.stderr
+        self.record("corrupt_checkpoint", ok, 0, score_exit=score.returncode, resume_exit=resume.returncode)
+
+    def corrupt_shard(self) -> None:
+        shards = self.work / "corrupt_shard"
+        shutil.copytree(self.ref_shards, shards)
+        target = sorted(shards.glob("*.h5"))[0]
+        flip_bytes(target, 64, seed=2, start_fraction=0.5)
+        out = self.work / "corrupt_shard_scores"
+        run = claws("score", "--run", self.ref_run, "--shards", shards, "--out", out, "--no-progress")
+        curves = {p.stem: np.load(p) for p in out.glob("*.npy")} if out.is_dir() else {}
+        silent = run.returncode == 0 and any(not np.array_equal(c, self.ref_curves[k])
+                                             for k, c in curves.items())
+        ok = not silent and (run.returncode == 0 or target.name in run.stderr)
+        self.record("corrupt_shard", ok, 0, exit_code=run.returncode, silent_change=silent)
+
+    # --- run identity ---------------------------------------------------------------------------
+    def resume_copied_run(self) -> None:
+        runs = self.work / "copied"
+        half = [a if a != "120" else "60" for a in TRAIN]
+        assert claws("train", "--shards", self.ref_shards, "--runs-dir", runs, "--name", "orig",
+                     *half).returncode == 0
+        shutil.copytree(runs / "orig", runs / "copy")
+        before = file_hashes(runs / "orig" / "checkpoints", "*.pt")
+        run = claws("train", "--shards", self.ref_shards, "--runs-dir", runs, "--name", "copy",
+                    *TRAIN, "--resume")
+        untouched = file_hashes(runs / "orig" / "checkpoints", "*.pt") == before
+        ok = run.returncode == 0 and untouched and same_state(
+            model_state(runs / "copy" / "checkpoints" / "last.pt"), self.ref_state)
+        self.record("resume_copied_run", ok, 0 if untouched else 1, original_untouched=untouched)
+
+    def rescore_other_threshold(self) -> None:
+        out = self.work / "rescore"
+        shutil.copytree(self.ref_scores, out)
+        run = claws("score", "--run", self.ref_run, "--shards", self.ref_shards, "--out", out,
+                    "--threshold", "0.9", "--no-progress")
+        thresholds = {json.loads(p.read_text()).get("threshold") for p in out.glob("*.events.json")}
+        ok = (run.returncode == 2) or (run.returncode == 0 and thresholds == {0.9})
+        self.record("rescore_other_threshold", ok, 0, exit_code=run.returncode,
+                    thresholds=sorted(map(str, thresholds)))
+
+    # --- out of space ---------------------------------------------------------------------------
+    def out_of_space(self) -> None:
+        mount = self.work / "tiny_disk"
+        mount.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            self.skipped["out_of_space"] = f"cannot mount a tmpfs: {made.stderr.strip() or made.returncode}"
+            return
+        try:
+            out = mount / "shards"
+            full = claws("extract", "footage", self.manifest, "--out", out, *EXTRACT)
+            clean = full.returncode == 2 and "Traceback" not in full.stderr and str(mount) in full.stderr
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+            rerun = claws("extract", "footage", self.manifest, "--out", out, *EXTRACT)
+            ok = clean and rerun.returncode == 0 and same_features(shard_features(out), self.ref_features)
+            self.record("out_of_space", ok, 0, full_exit=full.returncode, rerun_exit=rerun.returncode,
+                        message=full.stderr.strip().splitlines()[-1][:200] if full.stderr.strip() else "")
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+
+    def run(self) -> dict:
+        self.references()
+        for trial in range(self.kills):
+            self.extract_kill(trial)
+            self.train_kill(trial)
+            self.score_kill(trial)
+        for case in (self.bad_inputs, self.concurrent_extract, self.corrupt_checkpoint,
+                     self.corrupt_shard, self.resume_copied_run, self.rescore_other_threshold,
+                     self.out_of_space):
+            try:
+                case()
+            except Exception as err:  # a crash of the bench itself counts as a failed case
+                self.record(case.__name__, False, 0, bench_error=repr(err)[:300])
+        return {
+            "bench": "faults", "cases_tried": len(self.results),
+            "cases_passed": sum(r["passed"] for r in self.results),
+            "finished_work_lost": sum(r["lost"] for r in self.results),
+            "skipped": self.skipped, "cases": self.results,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--kills", type=int, default=2, help="kill -9 trials per command")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the kill times")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="claws-faults-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(Sweep(work, args.kills, args.seed).run()))
+
+
+if __name__ == "__main__":
+    main()
