@@ -250,6 +250,10 @@ def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
         if resume:
             trainer.restore(run.last)
             run.truncate_metrics(trainer.step)
+            if trainer.step >= config.iterations:
+                log.info("nothing to train: %s is at step %d of %d; its checkpoints are kept as they "
+                         "are (raise --iterations to train on)", run.path, trainer.step, config.iterations)
+                return
         log.info("run %s: %s model, seed %d, %d iterations on %s", run.path, config.model,
                  config.seed, config.iterations, device)
         trainer.fit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -109,6 +110,17 @@ def test_resume_reproduces_uninterrupted_run(tmp_path: Path, preset: str) -> Non
     def later(run: Path) -> list[tuple[int, float]]:
         return [(m["step"], m["total"]) for m in _metrics(run, "train") if m["step"] > 50]
     assert later(full) == later(part) and len(later(full)) == 2
+
+
+def test_resume_of_a_finished_run_trains_nothing_and_keeps_its_files(tmp_path: Path, caplog) -> None:
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    run = train(_config(tmp_path, shards, iterations=20, checkpoint_every=10))
+    files = sorted((run / "checkpoints").glob("*.pt")) + [run / "metrics.jsonl"]
+    before = [(p.name, p.read_bytes()) for p in files]
+    with caplog.at_level(logging.INFO, logger="claws"):
+        assert train(load_config(yaml_path=run / "config.yaml"), resume=True) == run
+    assert [(p.name, p.read_bytes()) for p in files] == before
+    assert "nothing to train" in caplog.text and "step 20 of 20" in caplog.text
 
 
 class _Killed(Exception):
