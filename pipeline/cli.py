@@ -21,7 +21,8 @@ from claws.pipeline.extract import claws_version
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "extract", "import_features_cmd", "shards_cmd", "train_cmd", "score_cmd", "evaluate_cmd", "demo",
+    "extract", "import_features_cmd", "shards_cmd", "train_cmd", "score_cmd", "evaluate_cmd", "review_cmd",
+    "demo",
 )
 
 

@@ -5,9 +5,9 @@ hold a fast bright intruder in a contiguous stretch), then runs the same command
 `claws extract footage` (C3D with seeded RANDOM weights, since no weights are shipped: the features
 are marked as not real), `claws train` (CLAWS Net with the presets' losses; 400 steps at the paper's lr
 1e-4 on windows of 8 clips, since the videos are short), `claws score` on the
-test videos' shards and on one raw test video, and `claws evaluate` against the known event
-intervals. With random C3D weights the AUC shows the plumbing works end to end; it says nothing
-about real-footage accuracy.
+test videos' shards (with its review page) and on one raw test video, and `claws evaluate` against
+the known event intervals (adding them to the review page). With random C3D weights the AUC shows
+the plumbing works end to end; it says nothing about real-footage accuracy.
 """
 
 from __future__ import annotations
@@ -120,17 +120,18 @@ def run(args: argparse.Namespace) -> int:
                     "--log-every", "50", "--checkpoint-every", str(args.iterations)])
     run_dir = runs / "claws"
     _step("score test shards", ["score", "--run", str(run_dir), "--shards", str(shards), "--split",
-                                "test", "--out", str(scores), "--no-progress"])
+                                "test", "--out", str(scores), "--review", "--no-progress"])
     raw_video = sorted((out / "data" / "videos").glob("test_anomalous_*.mp4"))[0]
     _step("score raw footage", ["score", str(raw_video), "--run", str(run_dir), "--weights",
                                 "random", "--precision", args.precision, "--out", str(out / "scores_raw"),
                                 "--no-progress"])
     report = out / "report"
     _step("evaluate", ["evaluate", str(scores), "--intervals", str(intervals), "--out", str(report),
-                       "--no-progress"])
+                       "--review", "--no-progress"])
     metrics = json.loads((report / "metrics.json").read_text())
     auc, precision = metrics["auc"], metrics["inputs"].get("precision", "unknown")
     print(f"\nclaws demo finished: frame AUC {auc:.4f} on {args.test_videos} synthetic test videos "
           f"(C3D {precision} with RANDOM weights: a plumbing check, not a benchmark).")
     print(f"report: {report}/summary.md   curves: {scores}/   raw-footage curve: {out}/scores_raw/")
+    print(f"review page (open in a browser): {scores}/review/index.html")
     return 0

@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         write_report(args.out, metrics, truth, curves, inputs, dict(args.reference_roc),
                      video_plots=not args.no_video_plots, progress=not args.no_progress,
                      fps=fps)
+        if args.review:
+            from claws.pipeline.review import write_review  # PyAV for previews
+
+            write_review(args.scores, {vid: t.frame_labels for vid, t in truth.videos.items()},
+                         progress=not args.no_progress)
     except (AnnotationError, MetricsError, ScoresError, ShardError, FeatureMismatch,
             FileNotFoundError) as err:
         logger.error("%s", err)

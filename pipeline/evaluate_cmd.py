@@ -9,7 +9,8 @@ the curve lengths for the frame counts), ShanghaiTech masks plus the split file
 annotated video without scores or a curve of the wrong length is an error naming the videos; an
 annotation that ends past a video's end is clipped and counted as a warning, one that lies
 entirely past it is an error naming file, line and video; scored videos that are not annotated
-are listed and left out.
+are listed and left out. `--review` then writes the scores folder's review page (`claws review`)
+with the annotated intervals under each curve.
 """
 
 from __future__ import annotations
@@ -61,12 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="NAME", default=None,
                    help="label of our curve; default: the run name")
     p.add_argument("--no-video-plots", action="store_true", help="skip videos/<id>.png")
+    p.add_argument("--review", action="store_true",
+                   help="also write SCORES/review/index.html (see `claws review`) with the ground "
+                   "truth drawn under each curve; needs a scores folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws evaluate`; exit code 0 on success, 2 on inconsistent input."""
+    if args.review and not args.scores:
+        raise argparse.ArgumentError(None, "--review writes the page into a scores folder: give "
+                                     "SCORES (run `claws score` first), not --run/--shards")
     from claws.pipeline import evaluate  # numpy, sklearn, matplotlib, torch
 
     return evaluate.run(args)

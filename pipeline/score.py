@@ -162,4 +162,8 @@ def _score_locked(ckpt: Checkpoint, args: argparse.Namespace) -> int:
     logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
                 "videos", scored, kept, len(failures),
                 f" (see {args.out / FAILURES})" if failures else "", index, finished)
+    if args.review and finished:
+        from claws.pipeline.review import write_review  # PyAV for previews
+
+        write_review(args.out, progress=not args.no_progress)
     return 1 if failures else 0

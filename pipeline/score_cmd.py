@@ -10,7 +10,7 @@ shaded) and .events.json (summary and events); for the folder index.jsonl and fa
 Finished videos are skipped on a rerun with the same settings (checkpoint, window, threshold,
 event settings); a folder holds one set of settings, so a rerun with other settings refuses (exit
 2) unless --overwrite. One job at a time per --out (a second is refused, exit 2). Failures make
-the exit code 1.
+the exit code 1. `--review` then writes the folder's review page (`claws review`).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="rescore finished videos; outputs in --out of videos scored with other "
                    "settings that this run does not rescore are removed (never mixed)")
+    p.add_argument("--review", action="store_true",
+                   help="also write OUT/review/index.html, a page to watch each video beside its "
+                   "curve (see `claws review`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
