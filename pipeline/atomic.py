@@ -1,11 +1,14 @@
 """Atomic file writes: write to a temporary name in the same folder, then rename.
 
 A crash leaves either the old file or none under the final name, never a half-written one
-(STYLE.md "Errors and data safety"). Used by every writer of `claws score` and `claws evaluate`.
+(STYLE.md "Errors and data safety"). Used by every writer of `claws score`, `claws evaluate` and
+`claws review`; whole payloads go through claws.data.atomic_write, the writer of work files and
+shards, so a full disk is the same clean DiskFullError everywhere.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from contextlib import contextmanager
@@ -14,17 +17,24 @@ from typing import Iterator
 
 import numpy as np
 
+from claws.data.atomic_write import write_atomic
+
+
+def _temporary(path: Path) -> Path:
+    """The temporary name beside `path`: hidden, per process, keeping the final suffix."""
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it to `path`, else delete it.
 
-    The temporary name keeps the final suffix (`x.tmp.png`) so writers that infer the format
-    from the suffix still work.
+    For writers that must write a file themselves (matplotlib, PyAV). The temporary name keeps
+    the final suffix (`x.tmp.png`) so writers that infer the format from the suffix still work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = _temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -33,11 +43,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def write_bytes(path: Path, payload: bytes | memoryview) -> Path:
+    """Write a whole file atomically (claws.data.atomic_write: a full disk is a DiskFullError)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, payload, _temporary(path))
+
+
 def write_text(path: Path, text: str) -> Path:
-    """Write a text file atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
+    """Write a UTF-8 text file atomically."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data: object) -> Path:
@@ -52,7 +67,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def save_npy(path: Path, array: np.ndarray) -> Path:
     """Save a .npy array atomically."""
-    with atomic_path(path) as tmp:
-        with tmp.open("wb") as handle:
-            np.save(handle, array)
-    return Path(path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return write_bytes(path, buffer.getbuffer())
