@@ -1,26 +1,29 @@
 """Benchmark of batch extraction on real footage; prints one JSON line.
 
-(a) pipeline_vs_network: clips/s of the whole pipeline (decord decode + preprocessing in a
-    DataLoader worker, C3D in the main process) over clips/s of the network alone on the same
-    clips already in memory. Goal >= 0.9: decoding hides behind compute.
+(a) pipeline_vs_network, per precision: clips/s of the whole pipeline (decode and crop in
+    DataLoader workers, mean subtraction and C3D in the main process) over clips/s of the network
+    alone (mean subtraction and C3D) on the same clips' crops already in memory. The two are
+    timed alternately, --rounds times, in this one process; the ratio printed is the median of
+    the rounds' ratios, so load on the shared machine hits both sides alike. Goal >= 0.9: decoding
+    and cropping hide behind the network.
 (b) pipeline_vs_baseline: the pipeline against the way typical repositories do it: decode the
-    whole video into memory, then preprocess and run clips one at a time.
-(c) peak_memory_10min_minus_1min_mb: peak RSS of decode + preprocess (the part that scales with
-    video length; the network's memory is constant) for a 10-minute video minus a 1-minute one at
-    the same resolution. Goal <= 300 MB.
+    whole video into memory, then preprocess and run clips one at a time (fp32, once).
+(c) peak_memory_10min_minus_1min_mb: peak RSS of decode + crop (the part that scales with video
+    length; the network's memory is constant) for a 10-minute 320x240 video minus a 1-minute one,
+    with a consumer that holds each chunk 50 ms (a read-ahead queue would grow). Goal <= 300 MB.
 
-Real C3D with random weights at the default precision of this device. Usage:
-    python bench/extract.py [--video ../shared/data/videos/vtest.avi] [--frames 480]
-The machine is shared: absolute times are noisy, the ratios compare runs made side by side.
+Real C3D with random weights (the cost of a network does not depend on its weights). bf16 is
+measured only where the CPU computes it natively (AMX or AVX512-BF16): elsewhere oneDNN emulates it
+about 100x slower than fp32 and the ratio would only say that the network is slow. Usage:
+    python bench/extract.py [--video ../shared/data/videos/vtest.avi] [--precisions fp32 bf16]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import subprocess
-import sys
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,105 +31,102 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from claws.data.synthetic import synthetic_frames, write_video
 from claws.data.videos import VideoItem
-from claws.extract.c3d import default_precision, fc6_to_feature, load_c3d, load_mean, preprocess_clips
-from claws.extract.clips import CLIP_LEN
-from claws.extract.engine import extract_videos
-from claws.extract.loader import ClipStream
+from claws.extract.c3d import build_extractor, crop_clips, default_precision, preprocess_clips
+from claws.extract.c3d_mean import load_mean
+from claws.extract.cpu_share import default_workers
 from claws.extract.video import decode_all
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+from rates import long_video, median, network_rate, pipeline_rate, stream_peak_rss_mb
+
+SHARED = Path(os.environ.get("CLAWS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CPU = torch.device("cpu")
 
 
-def pipeline_rate(item, network, preprocess, batch_size) -> tuple[float, np.ndarray]:
-    out = {}
-    c = extract_videos([item], network, preprocess, lambda i, f, e: out.__setitem__("f", f),
-                       lambda i, r: out.__setitem__("err", r), batch_size=batch_size, workers=1,
-                       progress=False)
-    if "err" in out:
-        raise RuntimeError(out["err"])
-    return c["clips_per_s"], out["f"]
-
-
-def network_rate(clips: torch.Tensor, network, batch_size) -> float:
+def baseline_rate(path: Path, network, mean: np.ndarray) -> float:
+    """Whole video decoded into memory, then one clip at a time through the reference path."""
     start = time.perf_counter()
+    frames = decode_all(path)
+    usable = len(frames) // 16 * 16
     with torch.inference_mode():
-        for i in range(0, len(clips), batch_size):
-            network(clips[i:i + batch_size])
-    return len(clips) / (time.perf_counter() - start)
+        for k in range(0, usable, 16):
+            network.model(preprocess_clips(frames[None, k:k + 16], mean))
+    return (usable // 16) / (time.perf_counter() - start)
 
 
-def baseline_rate(path: Path, network, preprocess) -> tuple[float, np.ndarray]:
-    start = time.perf_counter()
-    frames = decode_all(path)  # the whole video in memory
-    usable = len(frames) // CLIP_LEN * CLIP_LEN
-    feats = []
+def compare(precision: str, video: Path, frames: np.ndarray, rounds: int, batch_size: int,
+            workers: int) -> dict:
+    """Network alone and pipeline, alternately, `rounds` times."""
+    built = build_extractor("random", precision=precision)
+    crops = crop_clips(frames[: len(frames) // 16 * 16].reshape(-1, 16, *frames.shape[1:]))
+    crops = crops[: len(crops) // batch_size * batch_size]  # whole batches: same batching as the pipeline
+    item = VideoItem("clip", video)
+    network_rate(built.network, crops[:batch_size], batch_size, CPU)  # warm-up: oneDNN primitives
+    nets, pipes, features = [], [], None
+    for _ in range(rounds):
+        nets.append(network_rate(built.network, crops, batch_size, CPU))
+        rate, done = pipeline_rate([item], built.network, built.preprocess,
+                                   batch_size=batch_size, workers=workers, device=CPU)
+        pipes.append(rate)
+        features = done["clip"]
     with torch.inference_mode():
-        for k in range(0, usable, CLIP_LEN):  # one clip at a time
-            feats.append(network(preprocess(frames[None, k:k + CLIP_LEN])).numpy())
-    return (usable // CLIP_LEN) / (time.perf_counter() - start), np.concatenate(feats)
-
-
-def stream_peak_rss_mb(path: Path) -> float:
-    """Run in a subprocess: decode + preprocess a whole video through ClipStream."""
-    code = (
-        "import resource, functools, sys\n"
-        "from pathlib import Path\n"
-        "from claws.data.videos import VideoItem\n"
-        "from claws.extract.loader import ClipStream\n"
-        "from claws.extract.c3d import load_mean, preprocess_clips\n"
-        "s = ClipStream([VideoItem('v', Path(sys.argv[1]))], functools.partial(preprocess_clips, "
-        "mean=load_mean(None)), chunk_clips=8)\n"
-        "n = sum(len(r.clips) for r in s if hasattr(r, 'clips'))\n"
-        # VmHWM, not ru_maxrss: Linux carries the parent's peak across fork+exec into ru_maxrss
-        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(n, int(hwm) / 1024)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
-                         text=True).stdout.split()
-    return float(out[1])
+        direct = built.network(crops[:batch_size]).numpy()
+    return {
+        "network_clips_per_s": [round(r, 3) for r in nets],
+        "pipeline_clips_per_s": [round(r, 3) for r in pipes],
+        "pipeline_vs_network": round(median([p / n for p, n in zip(pipes, nets)]), 3),
+        "pipeline_equals_network_features": bool(np.array_equal(features[:batch_size], direct)),
+        "network": built.network,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--video", type=Path, default=SHARED / "vtest.avi")
-    parser.add_argument("--frames", type=int, default=480, help="frames of the video used in (a), (b)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=SHARED / "videos" / "vtest.avi")
+    parser.add_argument("--frames", type=int, default=512, help="frames of the video used in (a), (b)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--minutes", type=float, nargs=2, default=[1.0, 10.0],
+                        help="lengths of the two videos of (c)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    precision = default_precision("cpu")
-    model = load_c3d("random", precision=precision)
-    network = functools.partial(lambda m, x: fc6_to_feature(m(x)), model)
-    preprocess = functools.partial(preprocess_clips, mean=load_mean(None))
+    load_before = os.getloadavg()[0]
+    result: dict = {"bench": "extract", "cpu": platform.processor() or platform.machine(),
+                    "cpu_native_bf16": (default_precision("cpu") == "bf16"), "torch_threads": torch.get_num_threads(),
+                    "workers": args.workers, "batch_size": args.batch_size, "precisions": {}}
     with tempfile.TemporaryDirectory() as tmp:
         frames = decode_all(args.video)[: args.frames]
+        from claws.extract.synthetic import write_video
+
         clip_video = write_video(Path(tmp) / "clip.avi", frames, fps=10.0, codec="mpeg4")
-        item = VideoItem("clip", clip_video)
-        clips = preprocess(frames[: len(frames) // 16 * 16].reshape(-1, 16, *frames.shape[1:]))
-        net = network_rate(clips, network, args.batch_size)
-        pipe, pipe_feats = pipeline_rate(item, network, preprocess, args.batch_size)
-        base, base_feats = baseline_rate(clip_video, network, preprocess)
-        same = float(np.abs(pipe_feats[: len(base_feats)] - base_feats).max()
-                     / np.abs(base_feats).max())
-        lengths = {}
-        for minutes in (1, 10):
-            scene = synthetic_frames(600, 240, 320, seed=1)
-            n = minutes * 60 * 10  # 10 fps, like vtest.avi
-            path = write_video(Path(tmp) / f"{minutes}min.avi",
-                               (scene[i % 600] for i in range(n)), fps=10.0, codec="mpeg4")
-            lengths[minutes] = stream_peak_rss_mb(path)
-    print(json.dumps({
-        "video": args.video.name, "frames": len(frames), "clips": len(clips), "precision": precision,
-        "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(),
-        "network_clips_per_s": round(net, 3), "pipeline_clips_per_s": round(pipe, 3),
-        "baseline_clips_per_s": round(base, 3),
-        "pipeline_vs_network": round(pipe / net, 3), "pipeline_vs_baseline": round(pipe / base, 3),
-        "pipeline_vs_baseline_features_max_rel_diff": same,
-        "peak_rss_1min_mb": round(lengths[1], 1), "peak_rss_10min_mb": round(lengths[10], 1),
-        "peak_memory_10min_minus_1min_mb": round(lengths[10] - lengths[1], 1),
-        "note": "shared 2-core CPU: absolute rates are noisy; ratios are measured in one run",
-    }))
+        frames = decode_all(clip_video)  # the frames the pipeline will decode (MPEG-4 is lossy)
+        result.update(video=args.video.name, frames=len(frames), clips=len(frames) // 16)
+        fp32 = None
+        for precision in args.precisions:
+            if precision != "fp32" and not (default_precision("cpu") == "bf16"):
+                result["precisions"][precision] = "not measured: emulated on this CPU (no AMX or AVX512-BF16)"
+                continue
+            row = compare(precision, clip_video, frames, args.rounds, args.batch_size, args.workers)
+            network = row.pop("network")
+            fp32 = network if precision == "fp32" else fp32
+            result["precisions"][precision] = row
+        if fp32 is not None:
+            base = baseline_rate(clip_video, fp32, load_mean(None))
+            pipe = median(result["precisions"]["fp32"]["pipeline_clips_per_s"])
+            result["baseline_clips_per_s"] = round(base, 3)
+            result["pipeline_vs_baseline"] = round(pipe / base, 3)
+        peaks = {m: stream_peak_rss_mb(long_video(Path(tmp) / f"{m}min.avi", m), consumer_ms=50)
+                 for m in args.minutes}
+    short, long = args.minutes
+    result["peak_rss_mb"] = {f"{m:g}min": round(v, 1) for m, v in peaks.items()}
+    result["peak_memory_10min_minus_1min_mb"] = round(peaks[long] - peaks[short], 1)
+    ratios = [r["pipeline_vs_network"] for r in result["precisions"].values() if isinstance(r, dict)]
+    result["pipeline_vs_network"] = min(ratios) if ratios else None
+    result["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["note"] = ("shared 2-core CPU: absolute rates move with the load; each ratio compares "
+                      "runs made alternately in this one process")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

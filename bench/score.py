@@ -1,6 +1,6 @@
 """Benchmark of `claws score` on raw footage: real-time factor and the share outside C3D.
 
-    .venv/bin/python bench/score.py [--videos ../shared/data/videos/vtest.avi ...] [--workers 1]
+    .venv/bin/python bench/score.py [--videos ../shared/data/videos/vtest.avi ...] [--workers N]
 
 For each video, runs the whole raw-input scoring path (decode, preprocess, C3D, shards with the
 checkpoint's statistics, CLAWS Net windows, CSV/NPY/events/PNG outputs) in a fresh folder and
@@ -29,6 +29,7 @@ import torch
 
 import claws.pipeline.score_raw as score_raw
 from claws.data.shards import NormStats
+from claws.extract.cpu_share import default_workers
 from claws.model.claws import ClawsNet
 from claws.pipeline.checkpoint import save_checkpoint
 from claws.pipeline.cli import main
@@ -52,15 +53,16 @@ def paper_size_run(folder: Path) -> Path:
 
 
 class NetworkTimer:
-    """Wraps score_raw.build_network so every C3D call is timed (the clock stops after sync)."""
+    """Wraps score_raw.build_extractor so every C3D call is timed (the clock stops after sync)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.clips = 0
-        self.original = score_raw.build_network
+        self.original = score_raw.build_extractor
 
-    def build(self, settings, device):
-        network, preprocess, extractor = self.original(settings, device)
+    def build(self, *args, **kwargs):
+        built = self.original(*args, **kwargs)
+        network = built.network
 
         def timed(clips: torch.Tensor) -> torch.Tensor:
             start = time.perf_counter()
@@ -71,13 +73,13 @@ class NetworkTimer:
             self.clips += len(clips)
             return out
 
-        return timed, preprocess, extractor
+        return built._replace(network=timed)
 
 
 def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -> dict:
     """Score one video from raw footage in a fresh folder; figures of that run."""
     timer = NetworkTimer()
-    score_raw.build_network = timer.build
+    score_raw.build_extractor = timer.build
     try:
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
@@ -86,7 +88,7 @@ def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -
                          "--device", device, "--no-progress"])
         wall = time.perf_counter() - start
     finally:
-        score_raw.build_network = timer.original
+        score_raw.build_extractor = timer.original
     if code != 0:
         raise RuntimeError(f"claws score failed on {video} (exit {code})")
     info = json.loads((work / video.stem / f"{video.stem}.events.json").read_text())
@@ -104,7 +106,7 @@ def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -
 def main_bench() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=Path, nargs="+", default=DEFAULT_VIDEOS)
-    parser.add_argument("--workers", type=int, default=1, help="decoding worker processes")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="decoding worker processes")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

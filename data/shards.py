@@ -21,7 +21,7 @@ frames (`payload_sha256()`), and is verified whenever `ShardSet.features` reads 
 damage costs one hash of what is read anyway, not a pass over the file at open;
 `/normalization` carries `stats_sha256` over mean, range and counts, verified at open. Shards
 written before the checksums (no such attrs) are read as before. The file is built in memory
-and written whole (claws.data.atomic_write): a full disk never meets HDF5.
+and written whole (claws.data.atomic): a full disk never meets HDF5.
 
 Shapes: T clips, D feature dim.
 """
@@ -39,7 +39,8 @@ from typing import Iterable, Iterator
 import h5py
 import numpy as np
 
-from claws.data.atomic_write import write_atomic
+from claws.data.atomic import write_atomic
+from claws.data.clips import CLIP_LEN, TAIL_POLICY, num_clips
 
 SCHEMA_VERSION = 1
 RANGE_EPS = 1e-6  # DESIGN.md: a (max - min) below this is treated as 1
@@ -172,8 +173,8 @@ class VideoRecord:
     class_name: str = ""  # e.g. UCF-Crime class ("Normal" for normal videos)
     source_path: str = ""
     source_size: int = -1  # bytes of the source file or frame folder, -1 unknown
-    clip_len: int = 16
-    tail_policy: str = "pad_repeat_last"
+    clip_len: int = CLIP_LEN
+    tail_policy: str = TAIL_POLICY
     extractor: dict = field(default_factory=dict)  # config, weights file + sha256, precision
     source_mtime_ns: int = -1  # source modified (ns; newest file of a folder), -1 unknown
 
@@ -196,7 +197,7 @@ def _check_record(record: VideoRecord, feature_dim: int, where: str) -> None:
     f = record.features
     if f.ndim != 2 or f.shape[1] != feature_dim:
         raise ShardError(f"{where}: video {vid}: features {f.shape}, expected (T, {feature_dim})")
-    expected = -(-record.num_frames // record.clip_len) if record.num_frames > 0 else -1
+    expected = _expected_clips(record.num_frames, record.clip_len)
     if f.shape[0] != expected:
         raise ShardError(
             f"{where}: video {vid}: {f.shape[0]} clips but num_frames={record.num_frames} "
@@ -208,6 +209,12 @@ def _check_record(record: VideoRecord, feature_dim: int, where: str) -> None:
         raise ShardError(f"{where}: video {vid}: features contain NaN or inf")
     if not record.fps > 0:
         raise ShardError(f"{where}: video {vid}: fps must be > 0, got {record.fps}")
+
+
+def _expected_clips(num_frames: int, clip_len: int) -> int:
+    """The clips a video's attrs call for (claws.data.clips.num_clips), -1 when they call for
+    none (no frame, or a clip length below 1): no feature array matches that."""
+    return num_clips(num_frames, clip_len) if num_frames > 0 and clip_len > 0 else -1
 
 
 def payload_sha256(
@@ -247,7 +254,7 @@ def write_shard(
 
     Raises:
         ShardError: a record breaks the contract (nothing is written).
-        claws.data.atomic_write.DiskFullError: no room for the file (nothing is left behind).
+        claws.data.atomic.DiskFullError: no room for the file (nothing is left behind).
     """
     path = Path(path)
     if path.exists():
@@ -267,8 +274,8 @@ def write_shard(
             if record.video_id in videos:
                 raise ShardError(f"{path}: video {record.video_id} given twice")
             _write_video(videos, record)
-    # the temporary name ends in .tmp: list_shards (and so every reader) only takes *.h5
-    return write_atomic(path, image.getbuffer(), path.with_name(path.name + ".tmp"))
+    # the temporary name is hidden: list_shards (and so every reader) skips it
+    return write_atomic(path, image.getbuffer())
 
 
 def _write_video(videos: h5py.Group, record: VideoRecord) -> None:
@@ -340,7 +347,7 @@ def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoI
         source_mtime_ns=int(a.get("source_mtime_ns", -1)),
         payload_sha256=str(a.get("payload_sha256", "")),
     )
-    expected = -(-info.num_frames // info.clip_len) if info.num_frames > 0 else -1
+    expected = _expected_clips(info.num_frames, info.clip_len)
     if shape != (info.num_clips, feature_dim) or info.num_clips != expected:
         raise ShardError(
             f"{shard}: video {vid}: features {shape} do not match num_frames={info.num_frames}, "
@@ -381,13 +388,15 @@ def _read_stats(shard: Path, h5: h5py.File) -> NormStats:
 
 
 def list_shards(root: Path) -> list[Path]:
-    """Finished shard files under `root` (a directory or one file), sorted; temp files skipped."""
+    """Finished shard files under `root` (a directory or one file), sorted; temporary files
+    (hidden names, claws.data.atomic.temporary_path) skipped."""
     root = Path(root)
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise ShardError(f"{root}: no such shard file or directory")
-    return sorted(p for p in root.rglob(f"*{SHARD_SUFFIX}") if p.is_file())
+    return sorted(p for p in root.rglob(f"*{SHARD_SUFFIX}")
+                  if p.is_file() and not p.name.startswith("."))
 
 
 class ShardSet:

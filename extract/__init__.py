@@ -1,1 +1,1 @@
-"""Video to features: decoding, clip arithmetic, the C3D network, the batch extraction engine."""
+"""Video to features: decoding, the C3D network, the batch extraction engine, synthetic videos."""

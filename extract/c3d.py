@@ -7,14 +7,17 @@ Caffe parity (C3D v1.0, the model every published UCF-Crime feature set comes fr
 - pool5 is a 2x2x2 max pool in ceil mode, so pool4's 2x7x7 output becomes 1x4x4 with the last
   spatial window covering one row/column; the popular PyTorch port instead pads by one on each side,
   which shifts every pool5 window. fc6 therefore sees 512x1x4x4 = 8192 values in (c, t, h, w) order.
-- Frames are resized as Caffe does with OpenCV (`cv::resize`, INTER_LINEAR on uint8: half-pixel
-  centres, no antialiasing, uint8 result). We interpolate in float with align_corners=False,
-  antialias=False, then round half up (as OpenCV's fixed-point cast does) and clip to uint8.
-  OpenCV computes with 11-bit fixed-point weights, so single values can differ by one level:
-  measured against OpenCV 5.0 on 16 vtest.avi frames (768x576 -> 171x128), 8.6% of values differ,
-  never by more than 1 (round-half-even: 9.3%; torch's own uint8 resize: 23%).
+- Frames are resized as Caffe does, with OpenCV itself (`cv2.resize`, INTER_LINEAR on uint8:
+  half-pixel centres, no antialiasing, 11-bit fixed-point weights, uint8 result), so the resized
+  pixels are Caffe's exactly. (A float bilinear resize rounded half up differs from OpenCV by one
+  level in 8.6% of values on vtest.avi frames, and cost 15x more: 128 against 8 ms per clip.)
 - The mean cube is subtracted at 128x171 and the centre crop taken at rows 8..119, cols 29..140.
   Subtracting then cropping equals cropping both then subtracting, which is what we compute.
+
+Preprocessing is split where it pays: `crop_clips` (decoded frames to uint8 BGR crops, in the
+decoding workers) and `normalize_clips` (uint8 crops to float minus the mean, on the network's
+device inside `C3DFeatures`). A uint8 crop is 0.6 MB per clip against 2.4 MB as float32, so
+workers ship a quarter of the bytes and the float work happens where the network runs.
 
 Weight files are read in `claws.extract.c3d_weights`, the mean in `claws.extract.c3d_mean`.
 """
@@ -23,34 +26,35 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from claws.data.clips import CLIP_LEN
 from claws.extract.c3d_mean import CHANNEL_MEANS_BGR, MEAN_SHAPE, load_mean
 from claws.extract.c3d_weights import WeightsError, file_sha256, read_weights
 
 __all__ = [
     "C3D", "CHANNEL_MEANS_BGR", "CROP_COLS", "CROP_ROWS", "MEAN_SHAPE", "RESIZE_HW", "WeightsError",
-    "default_precision", "fc6_to_feature", "file_sha256", "load_c3d", "load_mean", "preprocess_clips",
+    "C3DFeatures", "Extractor", "build_extractor", "crop_clips", "crop_mean", "default_precision", "fc6_to_feature", "file_sha256",
+    "load_c3d", "load_mean", "normalize_clips", "preprocess_clips",
 ]
 
 log = logging.getLogger(__name__)
 
-CLIP_LEN = 16
 RESIZE_HW = (128, 171)  # (H, W) every frame is resized to, as in Caffe C3D v1.0
 CROP_ROWS = slice(8, 120)  # centre crop rows 8..119 of 128
 CROP_COLS = slice(29, 141)  # centre crop cols 29..140 of 171
 CROP_SIZE = 112
+RESIZE_METHOD = "opencv_inter_linear"  # recorded with every video (extractor identity)
 NUM_CLASSES = 487  # Sports-1M
 FC6_DIM = 4096
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # bench/c3d.py checks bf16 fc6 against fp32 with this bar (measured: 0.99998 on vtest.avi clips).
 MIN_BF16_COSINE = 0.999
-BGR = [2, 1, 0]  # RGB -> BGR channel order (Caffe reads frames with OpenCV)
-RESIZE_FRAMES = 16  # frames resized per step: bounds the float temporaries to ~8 MB at 768 wide
 
 
 def _conv(cin: int, cout: int) -> nn.Conv3d:
@@ -133,70 +137,102 @@ class C3D(nn.Module):
         return self.fc8(F.relu(self.fc7(fc6))).float()
 
 
-def _bilinear_taps(size_in: int, size_out: int) -> tuple[torch.Tensor, ...]:
-    """Source indices and weights of a half-pixel-centre bilinear resize along one axis."""
-    src = ((torch.arange(size_out, dtype=torch.float32) + 0.5) * (size_in / size_out) - 0.5)
-    src = src.clamp(min=0)
-    first = src.floor().long().clamp(max=size_in - 1)
-    second = (first + 1).clamp(max=size_in - 1)
-    weight = src - first
-    return first, second, 1 - weight, weight
+def _resize_frames(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) uint8 -> (F, 128, 171, 3) uint8 with OpenCV INTER_LINEAR, as Caffe C3D does."""
+    import cv2  # imported here: the light CLI modules import this file's constants only
 
-
-def _resize_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """(F, H, W, 3) uint8 -> (F, 3, 128, 171) float32 holding uint8 values (OpenCV INTER_LINEAR).
-
-    Without antialiasing each output pixel reads 2x2 source pixels, so only the needed rows and
-    then columns are gathered (still uint8, rows are contiguous in this layout) and converted to
-    float: converting whole full-size frames dominated the preprocessing cost. The result equals
-    F.interpolate(bilinear, align_corners=False) up to float rounding order (0.005% of values 1
-    level apart).
-    """
     if tuple(frames.shape[1:3]) == RESIZE_HW:
-        return frames.permute(0, 3, 1, 2).float()
-    y0, y1, h0, h1 = _bilinear_taps(frames.shape[1], RESIZE_HW[0])
-    x0, x1, w0, w1 = _bilinear_taps(frames.shape[2], RESIZE_HW[1])
-    w0, w1 = w0.view(1, 1, -1, 1), w1.view(1, 1, -1, 1)
-
-    def across(rows: torch.Tensor) -> torch.Tensor:  # (F, 128, W, 3) -> (F, 128, 171, 3)
-        return w0 * rows[:, :, x0].float() + w1 * rows[:, :, x1].float()
-
-    h0, h1 = h0.view(1, -1, 1, 1), h1.view(1, -1, 1, 1)
-    out = torch.empty(len(frames), *RESIZE_HW, 3)
-    for i in range(0, len(frames), RESIZE_FRAMES):  # one clip at a time bounds the temporaries
-        part = frames[i : i + RESIZE_FRAMES]
-        out[i : i + RESIZE_FRAMES] = h0 * across(part[:, y0]) + h1 * across(part[:, y1])
-    return out.add_(0.5).floor_().clamp_(0, 255).permute(0, 3, 1, 2)
+        return frames
+    size = (RESIZE_HW[1], RESIZE_HW[0])  # OpenCV takes (width, height)
+    out = np.empty((len(frames), *RESIZE_HW, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        cv2.resize(frame, size, dst=out[i], interpolation=cv2.INTER_LINEAR)
+    return out
 
 
-def preprocess_clips(frames: np.ndarray, mean: np.ndarray) -> torch.Tensor:
-    """Decoded clips to C3D input, as Caffe C3D v1.0 does it.
-
-    RGB -> BGR, resize to 128x171 (bilinear, uint8 result), subtract the mean cube, centre crop
-    rows 8..119 and cols 29..140. Pure CPU; safe inside DataLoader worker processes.
-
-    Args:
-        frames: (N, 16, H, W, 3) uint8 RGB, each clip already padded to 16 frames
-            (claws.extract.clips.pad_clip_frames).
-        mean: (3, 16, 128, 171) float32 BGR cube from `load_mean`.
-
-    Returns:
-        (N, 3, 16, 112, 112) float32.
-    """
+def _check_clips(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.ndim != 5 or frames.shape[1] != CLIP_LEN or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(
             f"expected clips (N, 16, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}; pad short "
-            "clips with claws.extract.clips.pad_clip_frames"
+            "clips with claws.data.clips.pad_clip_frames"
         )
+    return frames
+
+
+def crop_clips(frames: np.ndarray) -> torch.Tensor:
+    """Decoded clips to uint8 C3D crops: resize to 128x171 (OpenCV), centre crop, RGB -> BGR.
+
+    The first half of `preprocess_clips`, run in the decoding workers: pure CPU, picklable.
+
+    Args:
+        frames: (N, 16, H, W, 3) uint8 RGB, each clip already padded to 16 frames
+            (claws.data.clips.pad_clip_frames).
+
+    Returns:
+        (N, 16, 112, 112, 3) uint8 BGR.
+    """
+    frames = _check_clips(frames)
+    n, t, h, w, _ = frames.shape
+    resized = _resize_frames(frames.reshape(n * t, h, w, 3))
+    crops = resized[:, CROP_ROWS, CROP_COLS, ::-1]  # (N*16, 112, 112, 3) BGR
+    return torch.from_numpy(np.ascontiguousarray(crops).reshape(n, t, CROP_SIZE, CROP_SIZE, 3))
+
+
+def crop_mean(mean: np.ndarray) -> torch.Tensor:
+    """The mean cube (3, 16, 128, 171) cut to the crop: (3, 16, 112, 112) float32."""
     if mean.shape != MEAN_SHAPE:
         raise ValueError(f"mean cube must be {MEAN_SHAPE} (C BGR, T, H, W), got {mean.shape}")
-    n, t, h, w, _ = frames.shape
-    rgb = torch.from_numpy(np.ascontiguousarray(frames)).reshape(n * t, h, w, 3)
-    resized = _resize_uint8(rgb)[:, BGR]  # (N*16, 3, 128, 171), BGR
-    clips = resized.reshape(n, t, 3, *RESIZE_HW).permute(0, 2, 1, 3, 4)  # (N, 3, 16, 128, 171)
-    mean_crop = torch.from_numpy(np.asarray(mean, dtype=np.float32)[..., CROP_ROWS, CROP_COLS])
-    return (clips[..., CROP_ROWS, CROP_COLS] - mean_crop).contiguous()
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(mean, np.float32)[..., CROP_ROWS, CROP_COLS]))
+
+
+def normalize_clips(crops: torch.Tensor, mean_crop: torch.Tensor) -> torch.Tensor:
+    """uint8 crops to the network input, on whatever device they are: float, minus the mean.
+
+    Args:
+        crops: (N, 16, 112, 112, 3) uint8 BGR from `crop_clips`.
+        mean_crop: (3, 16, 112, 112) float32 from `crop_mean`, on the same device.
+
+    Returns:
+        (N, 3, 16, 112, 112) float32 (strides of the permuted crops; C3D converts the layout).
+    """
+    if crops.ndim != 5 or tuple(crops.shape[1:]) != (CLIP_LEN, CROP_SIZE, CROP_SIZE, 3) \
+            or crops.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 crops (N, 16, 112, 112, 3) from crop_clips, got "
+                         f"{tuple(crops.shape)} {crops.dtype}")
+    return crops.permute(0, 4, 1, 2, 3).float().sub_(mean_crop)
+
+
+def preprocess_clips(frames: np.ndarray, mean: np.ndarray) -> torch.Tensor:
+    """Decoded clips to C3D input, as Caffe C3D v1.0 does it (`crop_clips` then `normalize_clips`).
+
+    RGB -> BGR, resize to 128x171 (OpenCV bilinear, uint8 result), subtract the mean cube, centre
+    crop rows 8..119 and cols 29..140.
+
+    Args:
+        frames: (N, 16, H, W, 3) uint8 RGB, each clip already padded to 16 frames.
+        mean: (3, 16, 128, 171) float32 BGR cube from `load_mean`.
+
+    Returns:
+        (N, 3, 16, 112, 112) float32, contiguous.
+    """
+    mean_crop = crop_mean(mean)
+    return normalize_clips(crop_clips(frames), mean_crop).contiguous()
+
+
+class C3DFeatures:
+    """The extraction network: uint8 crops on its device to (B, D) float32 features.
+
+    Mean subtraction happens here, on the network's device; then C3D, then `fc6_to_feature`.
+    """
+
+    def __init__(self, model: C3D, mean: np.ndarray, feature_dim: int = 2048) -> None:
+        self.model, self.feature_dim = model, feature_dim
+        self.device = next(model.parameters()).device
+        self.mean_crop = crop_mean(mean).to(self.device)
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        return fc6_to_feature(self.model(normalize_clips(crops, self.mean_crop)), self.feature_dim)
 
 
 def fc6_to_feature(fc6: torch.Tensor, feature_dim: int = 2048) -> torch.Tensor:
@@ -287,3 +323,40 @@ def load_c3d(
     model.to(device=torch.device(device))
     check_precision(precision, device)
     return model.configure(precision).eval().requires_grad_(False)
+
+
+class Extractor(NamedTuple):
+    """What an extraction job needs from the network side."""
+
+    network: C3DFeatures  # uint8 crops on the device -> (B, D) features
+    preprocess: Callable[[np.ndarray], torch.Tensor]  # picklable, run in the workers: `crop_clips`
+    identity: dict  # recorded with every video (weights, precision, mean, feature dim...)
+
+
+def build_extractor(
+    weights: str | Path, *, device: str | torch.device = "cpu", precision: str = "auto",
+    seed: int = 0, mean: Path | None = None, feature_dim: int = 2048,
+) -> Extractor:
+    """C3D with its weights, precision and mean, ready for `claws.extract.job.run_job`.
+
+    Args:
+        weights: a weights file, or "random" (seeded by `seed`).
+        device: where the network runs.
+        precision: 'auto' (`default_precision` of the device), 'fp32', 'bf16' or 'fp16'.
+        seed: the random-weights seed.
+        mean: the Sports-1M mean cube file; None: per-channel BGR means.
+        feature_dim: 2048 (mean of adjacent fc6 pairs) or 4096 (fc6).
+    """
+    from claws.data.clips import CLIP_LEN as clip_len, TAIL_POLICY
+
+    precision = default_precision(device) if precision == "auto" else precision
+    model = load_c3d(weights, device=device, precision=precision, seed=seed)
+    info = model.weights_info
+    identity = {
+        "network": "c3d_sports1m_fc6", "weights_path": info["path"], "weights_format": info["format"],
+        "weights_sha256": info["sha256"], "random": bool(info["random"]),
+        "seed": seed if info["random"] else None, "precision": precision,
+        "feature_dim": feature_dim, "mean_source": str(mean) if mean else "channel_means",
+        "resize": RESIZE_METHOD, "clip_len": clip_len, "tail_policy": TAIL_POLICY,
+    }
+    return Extractor(C3DFeatures(model, load_mean(mean), feature_dim), crop_clips, identity)

@@ -3,15 +3,22 @@
 Workers decode and preprocess (claws.extract.loader) while the main process runs the network.
 Clips of several videos share a network batch of `batch_size`; each video's features are
 assembled in clip order and handed to `on_done` as soon as its last clip has been through the
-network. A video that cannot be read goes to `on_failed` with the reason; the rest go on. On a
-GPU, batches are copied from pinned memory without blocking.
+network. A video that cannot be read goes to `on_failed` with the reason; the rest go on.
 
-Shapes: clips (B, 3, 16, 112, 112); features (B, D); one video's features (T, D) float32.
+Where the time goes is measured by bench/extract.py (CPU) and bench/gpu.py (GPU). What keeps the
+network busy: workers ship small uint8 crops (the float work runs on the network's device, inside
+the network callable); batches are packed into two preallocated buffers (pinned on a GPU, copied on
+a side stream while the previous batch computes); features stay on the device until their video is
+complete and the next batch is queued; workers hand over records as they come (`in_order=False`).
+
+Shapes: clips (B, ...) as `preprocess` makes them, e.g. (B, 16, 112, 112, 3) uint8 crops;
+features (B, D); one video's features (T, D) float32.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from typing import Callable, Sequence
@@ -22,26 +29,77 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from claws.data.videos import VideoItem
-from claws.extract.clips import num_clips
+from claws.data.clips import num_clips
 from claws.extract.loader import ClipChunk, ClipStream, Preprocess, VideoEnd, VideoFailed
-from claws.extract.video import set_torch_threads_for_worker
 
 logger = logging.getLogger(__name__)
 
-Network = Callable[[torch.Tensor], torch.Tensor]  # (B, ...) clips on device -> (B, D) features
+# (B, ...) clips on the device -> (B, D) features in new memory (the clips' buffer is reused)
+Network = Callable[[torch.Tensor], torch.Tensor]
 OnDone = Callable[[VideoItem, np.ndarray, VideoEnd], None]
 OnFailed = Callable[[VideoItem, str], None]
 
 
+class _BatchBuffer:
+    """Preallocated host buffers the network batches are packed into (no `torch.cat`).
+
+    Two buffers alternate, so one can be filled while the other is still being copied to the
+    device. On CUDA they are pinned, and the copy runs on a side stream that the compute stream
+    waits on, so the copy of one batch overlaps the network on the previous one.
+    """
+
+    def __init__(self, batch_size: int, device: torch.device) -> None:
+        self.batch_size, self.device = batch_size, device
+        self.cuda = device.type == "cuda"
+        self.buffers: list[torch.Tensor] = []
+        self.copied: list = [None, None]  # CUDA event: the buffer's last copy has finished
+        self.turn = 0
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+
+    def pack(self, pieces: list[ClipChunk]) -> torch.Tensor:
+        """The pieces' clips as one batch on the device."""
+        first = pieces[0].clips
+        if not self.buffers or self.buffers[0].shape[1:] != first.shape[1:] \
+                or self.buffers[0].dtype != first.dtype:
+            self.buffers = [torch.empty((self.batch_size, *first.shape[1:]), dtype=first.dtype,
+                                        pin_memory=self.cuda) for _ in range(2)]
+        self.turn ^= 1
+        buffer = self.buffers[self.turn]
+        if self.copied[self.turn] is not None:
+            self.copied[self.turn].synchronize()  # its previous batch has left for the device
+        offset = 0
+        for piece in pieces:
+            buffer[offset:offset + len(piece.clips)].copy_(piece.clips)
+            offset += len(piece.clips)
+        batch = buffer[:offset]
+        if not self.cuda:
+            return batch if self.device.type == "cpu" else batch.to(self.device)
+        with torch.cuda.stream(self.stream):
+            on_device = batch.to(self.device, non_blocking=True)
+            self.copied[self.turn] = torch.cuda.Event()
+            self.copied[self.turn].record(self.stream)
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        on_device.record_stream(torch.cuda.current_stream(self.device))
+        return on_device
+
+
 class _Assembler:
-    """Packs clips into network batches and puts each video's features back together."""
+    """Packs clips into network batches and puts each video's features back together.
+
+    Features stay where the network computed them until their video is complete and the batch
+    after its last one has been launched, so on a GPU the host never waits for the batch it just
+    queued (no `.cpu()` per batch).
+    """
 
     def __init__(self, network: Network, batch_size: int, device: torch.device) -> None:
         self.network, self.batch_size, self.device = network, batch_size, device
+        self.buffer = _BatchBuffer(batch_size, device)
+        self.lazy = device.type == "cuda"  # fetch a video's features one batch late (async GPU)
         self.queue: list[ClipChunk] = []
         self.queued = 0
         self.waiting: dict[str, int] = defaultdict(int)  # clips of a video not yet computed
-        self.parts: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        self.parts: dict[str, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+        self.last_batch: dict[str, int] = {}  # video -> the network call that computed its last clip
         self.network_calls = 0
         self.clips_done = 0
 
@@ -64,11 +122,8 @@ class _Assembler:
             else:
                 self.queue[0] = ClipChunk(chunk.video_id, chunk.first_clip + take, chunk.clips[take:])
             taken += take
-        clips = torch.cat([p.clips for p in pieces])
-        if self.device.type == "cuda":
-            clips = clips.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():
-            features = self.network(clips).float().cpu().numpy()
+            features = self.network(self.buffer.pack(pieces))
         self.network_calls += 1
         self.clips_done += taken
         self.queued -= taken
@@ -77,7 +132,14 @@ class _Assembler:
             n = len(p.clips)
             self.parts[p.video_id].append((p.first_clip, features[offset:offset + n]))
             self.waiting[p.video_id] -= n
+            self.last_batch[p.video_id] = self.network_calls
             offset += n
+
+    def complete(self, video_id: str, flushing: bool) -> bool:
+        """Every clip of the video computed (and, unless flushing, not in the newest batch)."""
+        if self.waiting.get(video_id, 0):
+            return False
+        return flushing or not self.lazy or self.last_batch.get(video_id, 0) < self.network_calls
 
     def drop(self, video_id: str) -> None:
         kept = [c for c in self.queue if c.video_id != video_id]
@@ -85,20 +147,38 @@ class _Assembler:
         self.queue = kept
         self.waiting.pop(video_id, None)
         self.parts.pop(video_id, None)
+        self.last_batch.pop(video_id, None)
 
     def features(self, end: VideoEnd) -> np.ndarray:
         """(T, D) features of a finished video, checked against its decoded frame count."""
         parts = sorted(self.parts.pop(end.video_id, []), key=lambda p: p[0])
         self.waiting.pop(end.video_id, None)
+        self.last_batch.pop(end.video_id, None)
         expected = num_clips(end.num_frames)
         contiguous = all(a[0] + len(a[1]) == b[0] for a, b in zip(parts, parts[1:]))
-        features = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0), np.float32)
+        features = torch.cat([p[1] for p in parts]).float().cpu().numpy() if parts \
+            else np.zeros((0, 0), np.float32)
         if len(features) != expected or not contiguous or parts[0][0] != 0:
             raise RuntimeError(
                 f"video {end.video_id}: got {len(features)} clips for {end.num_frames} frames "
                 f"(expected {expected}); this is a bug in the engine"
             )
         return features.astype(np.float32, copy=False)
+
+
+def _worker_init(worker_id: int) -> None:
+    """One thread per worker for torch and OpenCV: the workers are the parallelism."""
+    torch.set_num_threads(1)
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - a preprocess that does not resize
+        return
+    cv2.setNumThreads(1)
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """Clips per network call: 16 on a CPU (the rate does not change with it), 128 on a GPU."""
+    return 128 if torch.device(device).type == "cuda" else 16
 
 
 def extract_videos(
@@ -124,7 +204,7 @@ def extract_videos(
         on_done: called with (item, features (T, D) float32, VideoEnd) per finished video.
         on_failed: called with (item, reason) per video that could not be read.
         batch_size: clips per network call, taken from one or several videos.
-        workers: DataLoader worker processes (0 decodes in the main process).
+        workers: DataLoader worker processes (0 decodes in the main process; `default_workers`).
         chunk_clips: clips decoded at a time per worker.
         device: where the network runs.
         decode_threads: decoder threads per worker.
@@ -135,10 +215,16 @@ def extract_videos(
     """
     device = torch.device(device)
     by_id = {item.video_id: item for item in items}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one clip shape all along: pick the fastest kernels
+    workers = min(workers, len(items))
+    # in_order=False: a worker's records still arrive in its own order (all a video needs), but
+    # the slowest worker no longer sets the pace of the others.
     loader = DataLoader(
         ClipStream(items, preprocess, chunk_clips, decode_threads), batch_size=None,
-        num_workers=min(workers, len(items)), worker_init_fn=set_torch_threads_for_worker,
+        num_workers=workers, worker_init_fn=_worker_init,
         prefetch_factor=2 if workers > 0 else None, persistent_workers=False,
+        **({"in_order": False} if workers > 1 else {}),
     )
     assembler = _Assembler(network, batch_size, device)
     ended: dict[str, VideoEnd] = {}
@@ -146,8 +232,8 @@ def extract_videos(
     start = time.perf_counter()
     bar = tqdm(total=len(items), unit="video", disable=not progress, dynamic_ncols=True)
 
-    def finish_ready() -> None:
-        for vid in [v for v in ended if assembler.waiting.get(v, 0) == 0]:
+    def finish_ready(flushing: bool = False) -> None:
+        for vid in [v for v in ended if assembler.complete(v, flushing)]:
             end = ended.pop(vid)
             on_done(by_id[vid], assembler.features(end), end)
             counts["videos_done"] += 1
@@ -168,7 +254,7 @@ def extract_videos(
         bar.set_postfix(clips_per_s=f"{assembler.clips_done / (time.perf_counter() - start):.1f}")
     while assembler.queued:
         assembler.run_batch(min(batch_size, assembler.queued))
-    finish_ready()
+    finish_ready(flushing=True)
     bar.close()
     seconds = time.perf_counter() - start
     return {**counts, "clips": assembler.clips_done, "network_calls": assembler.network_calls,

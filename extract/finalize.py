@@ -2,12 +2,12 @@
 
 Statistics come, in this order, from (1) the shards already in the output directory (new videos
 added to a finished directory are normalized exactly like the old ones; a finished shard is never
-rewritten), (2) `--stats-from` (an earlier run's shard directory or file, or a checkpoint holding
-its statistics; read and checked against the job's feature dim before any work, `given_stats`),
-or (3) the raw features of the TRAINING videos of this job (DESIGN.md "Mean
-normalization"), combined across torchrun ranks. Each rank then writes its share of the work
-files into shards of at most `shard_size` videos, named `shard-r<rank>-<n>.h5`, and removes
-those work files.
+rewritten), (2) `--stats-from` (an earlier run's statistics, read by the command from its shards
+or checkpoint and handed to the job, so extract/ never reads checkpoints; checked against the
+job's feature dim before any work, `check_given_stats`), or (3) the raw features of the TRAINING
+videos of this job (DESIGN.md "Mean normalization"), combined across torchrun ranks. Each rank
+then writes its share of the work files into shards of at most `shard_size` videos, named
+`shard-r<rank>-<n>.h5`, and removes those work files.
 """
 
 from __future__ import annotations
@@ -24,52 +24,25 @@ from claws.extract.resume_plan import shard_videos
 logger = logging.getLogger(__name__)
 
 
-def load_stats(source: Path) -> NormStats:
-    """Statistics stored in shards (a directory or file), a claws checkpoint, or a run folder.
+def check_given_stats(stats: NormStats, feature_dim: int | None, origin: str) -> NormStats:
+    """Statistics handed to the job (`--stats-from`) must be of the job's feature dim.
 
-    A checkpoint (`.pt`, or a run folder holding checkpoints/last.pt) carries the statistics of
-    the shards it was trained on under `norm_stats`; new footage must be normalized with them.
-    """
-    source = Path(source)
-    run_checkpoint = source / "checkpoints" / "last.pt"
-    checkpoint = run_checkpoint if run_checkpoint.is_file() else source
-    if checkpoint.suffix in (".pt", ".pth", ".ckpt"):
-        import pickle
+    Args:
+        stats: the statistics (read by the command: claws.pipeline.checkpoint.stats_from).
+        feature_dim: the job's feature dim (None: not checked).
+        origin: what gave them, as the user named it ("--stats-from PATH"), for the message.
 
-        import torch
-
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-            raise ValueError(f"{checkpoint}: not a readable checkpoint ({err})") from err
-        key = "norm_stats" if isinstance(state, dict) and "norm_stats" in state else "normalization"
-        if not isinstance(state, dict) or key not in state:
-            raise ValueError(f"{checkpoint}: checkpoint has no normalization statistics "
-                             "('norm_stats'); pass the shards it was trained on instead")
-        stats = NormStats.from_dict(state[key])
-    else:
-        stats = ShardSet(source).stats
-    return NormStats(stats.mean, stats.range, stats.num_videos, stats.num_clips,
-                     stats.source or str(source))
-
-
-def given_stats(source: Path, feature_dim: int | None) -> NormStats:
-    """`--stats-from`, read and checked against the job's feature dim (None: not checked).
+    Returns:
+        `stats`.
 
     Raises:
-        ValueError: it cannot be read, or its dimension differs; the message names the file.
+        ValueError: the dimensions differ; the message names `origin` and says what to do.
     """
-    try:
-        stats = load_stats(source)
-    except ValueError as err:  # ShardError included
-        raise ValueError(f"--stats-from {source} gives no normalization statistics ({err}); pass "
-                         "an earlier run's shard folder or file, or its checkpoint or run "
-                         "folder") from err
     if feature_dim is not None and stats.feature_dim != int(feature_dim):
         raise ValueError(
-            f"--stats-from {source} holds statistics of feature dim {stats.feature_dim}, this "
-            f"job's features have dim {feature_dim}; pass statistics of features made the same "
-            "way (the same --feature-dim), or drop --stats-from"
+            f"{origin} holds statistics of feature dim {stats.feature_dim}, this job's features "
+            f"have dim {feature_dim}; pass statistics of features made the same way (the same "
+            "--feature-dim), or drop --stats-from"
         )
     return stats
 
@@ -92,7 +65,7 @@ def resolve_stats(
         stored: `existing_stats(out)` taken at the START of the job, before any rank wrote a
             shard, so that every rank takes the same branch.
         files: this rank's work files.
-        given: the statistics of `--stats-from` (`given_stats`), or None.
+        given: the statistics of `--stats-from` (`check_given_stats`), or None.
         rank: this process.
         device: the job's device (NCCL reduces on the GPU).
     """

@@ -5,10 +5,10 @@ The same two phases as `claws.extract.job`: phase 1 reads each listed video's fe
 claws.extract.import_segments), checks them against the video's frame count and stores the RAW
 per-clip features as a work file (claws.extract.resume); a failure is logged in
 OUT/failures.jsonl and the rest goes on. Phase 2 picks the normalization statistics (training
-split only, or `stats_from`, or those already stored in OUT) and writes the shards
+split only, or the given `stats`, or those already stored in OUT) and writes the shards
 (claws.extract.finalize). A rerun skips every video already imported from the same file(s)
-with the same settings (the work-file key, `import_key`); `stats_from` and the output folder
-are checked before the first file is read.
+with the same settings (the work-file key, `import_key`); the feature dim of `stats` and the
+output folder are checked before the first file is read.
 
 Frame counts (per-clip mode): a video's num_frames comes from a frame-count list;
 ceil(num_frames / clip_len) must equal the file's T (its clip count), otherwise the video fails
@@ -33,15 +33,15 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from claws.data.clips import CLIP_LEN, TAIL_POLICY, num_clips
 from claws.data.feature_sources import FeatureEntry, FeatureFileError, peek_feature_dim
 from claws.data.import_features import FrameCount, load_clip_features
 from claws.data.segment_features import read_bounds_file
-from claws.data.shards import VideoRecord
+from claws.data.shards import NormStats, VideoRecord
 from claws.data.videos import DatasetError, VideoItem, source_stamp
-from claws.extract.clips import CLIP_LEN, TAIL_POLICY, num_clips
 from claws.extract.distributed import Rank
 from claws.extract.import_segments import SegmentOptions, SegmentsMismatch, read_segment_clips
-from claws.extract.finalize import existing_stats, given_stats, resolve_stats, write_shards
+from claws.extract.finalize import check_given_stats, existing_stats, resolve_stats, write_shards
 from claws.extract.resume import log_failure, prepare_out, remove_empty_work_dir, write_work
 from claws.extract.resume_plan import (
     SOURCE_FIELDS, check_same_extractor, job_work_files, log_resume, plan_resume, work_key,
@@ -68,7 +68,8 @@ class ImportConfig:
     network: str = "unknown"  # what produced the features (free text, e.g. "c3d_fc6", "i3d_rgb")
     fps: float = 0.0  # frame rate when neither the frame-count list nor the dataset has one
     shard_size: int = 64  # videos per shard file
-    stats_from: Path | None = None  # earlier run's shards or checkpoint to normalize with
+    stats: NormStats | None = None  # an earlier run's statistics to normalize with (--stats-from)
+    stats_origin: str = "--stats-from"  # what gave `stats`, as the user named it, for messages
     progress: bool = True  # tqdm bar
     created_by: str = "claws import-features"  # recorded in every shard
     segments: int | None = None  # N: files hold N segment rows (None: one row per clip)
@@ -265,8 +266,8 @@ def run_import(
     """
     out = Path(config.out)
     base = base_extractor(config, _feature_dim(items, found, config))
-    given = None if config.stats_from is None else given_stats(config.stats_from,
-                                                                base["feature_dim"])
+    given = None if config.stats is None else check_given_stats(
+        config.stats, base["feature_dim"], config.stats_origin)
     prepare_out(out)
     check_same_extractor(out, base)
     stored = existing_stats(out)

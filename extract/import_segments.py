@@ -27,10 +27,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from claws.data.clips import num_clips
 from claws.data.feature_sources import FeatureEntry, FeatureFileError
 from claws.data.import_features import FrameCount
 from claws.data.segment_features import bounds_key, load_segment_file
-from claws.extract.clips import num_clips
 from claws.extract.segments import (
     check_bounds, clip_segments, sultani_segment_bounds, width_segment_bounds,
 )

@@ -20,12 +20,12 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from claws.data.shards import VideoRecord, video_id_problem
+from claws.data.clips import CLIP_LEN, TAIL_POLICY
+from claws.data.shards import NormStats, VideoRecord, video_id_problem
 from claws.data.videos import VideoItem, source_stamp
-from claws.extract.clips import CLIP_LEN, TAIL_POLICY
 from claws.extract.distributed import Rank, all_sum, balanced_split, barrier
 from claws.extract.engine import Network, extract_videos
-from claws.extract.finalize import existing_stats, given_stats, resolve_stats, write_shards
+from claws.extract.finalize import check_given_stats, existing_stats, resolve_stats, write_shards
 from claws.extract.loader import Preprocess, VideoEnd
 from claws.extract.resume import log_failure, prepare_out, remove_empty_work_dir, write_work
 from claws.extract.resume_plan import (
@@ -45,7 +45,8 @@ class JobConfig:
     chunk_clips: int = 8  # clips decoded at a time per worker (memory bound)
     device: str = "cpu"  # where the network runs ("cuda:1" etc.)
     shard_size: int = 64  # videos per shard file
-    stats_from: Path | None = None  # earlier run's shards or checkpoint to normalize with
+    stats: NormStats | None = None  # an earlier run's statistics to normalize with (--stats-from)
+    stats_origin: str = "--stats-from"  # what gave `stats`, as the user named it, for messages
     decode_threads: int = 1  # decoder threads per worker
     progress: bool = True  # tqdm bar
     created_by: str = "claws extract"  # recorded in every shard
@@ -77,8 +78,8 @@ def run_job(
         rank: this process under torchrun, or the single process.
     """
     out = Path(config.out)
-    given = None if config.stats_from is None else given_stats(
-        config.stats_from, extractor.get("feature_dim"))
+    given = None if config.stats is None else check_given_stats(
+        config.stats, extractor.get("feature_dim"), config.stats_origin)
     if rank.rank == 0:
         prepare_out(out)
     check_same_extractor(out, extractor)

@@ -4,7 +4,7 @@
 For every video it yields `ClipChunk`s (a few clips at a time, so memory does not grow with the
 video's length) and then one `VideoEnd` with the number of frames actually decoded, or one
 `VideoFailed` with the reason when the video cannot be read (the job goes on). Clip k covers
-frames [16k, 16k+16); the tail is padded by repeating its last frame (claws.extract.clips).
+frames [16k, 16k+16); the tail is padded by repeating its last frame (claws.data.clips).
 
 Shapes: frames (n, H, W, 3) uint8 RGB; clips (c, 3, 16, 112, 112) float32 after `preprocess`.
 """
@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from claws.data.videos import VideoItem
-from claws.extract.clips import CLIP_LEN, pad_clip_frames
+from claws.data.clips import CLIP_LEN, pad_clip_frames
 from claws.extract.video import open_video
 
 logger = logging.getLogger(__name__)

@@ -2,10 +2,10 @@
 
 Phase 1 of a job writes each finished video's RAW features (before normalization, which needs
 statistics over the whole training split) as its own work file `DIR/.work/<video_id>.npz`,
-built in memory and written whole (temporary file in `DIR/.work/tmp/`, fsync, rename: only a
-file named exactly `<video_id>.npz` directly in `.work/` is a work file, whatever the id looks
-like). A kill -9 therefore loses at most the videos in flight. Failures are appended to
-`DIR/failures.jsonl`, one JSON object per line.
+built in memory and written whole (claws.data.atomic; the temporary file in `DIR/.work/tmp/`,
+fsync, rename: only a file named exactly `<video_id>.npz` directly in `.work/` is a work file,
+whatever the id looks like). A kill -9 therefore loses at most the videos in flight. Failures
+are appended to `DIR/failures.jsonl`, one JSON object per line.
 
 Every work file also stores the key of what produced it; which work files a rerun may trust is
 decided in claws.extract.resume_plan.
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 import numpy as np
 
-from claws.data.atomic_write import NO_SPACE, disk_full, write_atomic
+from claws.data.atomic import space_named, temporary_path, write_atomic
 from claws.data.shards import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
     atomically as `.work/<video_id>.npz`.
 
     Raises:
-        claws.data.atomic_write.DiskFullError: no room for it (nothing is left behind).
+        claws.data.atomic.DiskFullError: no room for it (nothing is left behind).
     """
     meta = {k: getattr(record, k) for k in (
         "video_id", "num_frames", "fps", "label", "split", "class_name", "source_path",
@@ -85,9 +85,9 @@ def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
     image = io.BytesIO()
     np.savez(image, features=record.features.astype(np.float32), meta=json.dumps(meta),
              key=json.dumps(key, sort_keys=True))
-    name = f"{record.video_id}{WORK_SUFFIX}"
+    path = work_dir(out) / f"{record.video_id}{WORK_SUFFIX}"
     tmp_dir(out).mkdir(parents=True, exist_ok=True)
-    return write_atomic(work_dir(out) / name, image.getbuffer(), tmp_dir(out) / name)
+    return write_atomic(path, image.getbuffer(), temporary_path(path, tmp_dir(out)))
 
 
 def read_work(path: Path) -> VideoRecord:
@@ -116,15 +116,10 @@ def log_failure(out: Path, video_id: str, path: str, reason: str, rank: int = 0)
     """Append one failure to `DIR/failures.jsonl` (a line per failure, flushed at once)."""
     line = json.dumps({"video_id": video_id, "path": path, "reason": reason, "rank": rank,
                        "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n"
-    try:
-        with open(Path(out) / FAILURES, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        if err.errno in NO_SPACE:
-            raise disk_full(Path(out), FAILURES, len(line), os.strerror(err.errno)) from err
-        raise
+    with space_named(Path(out), FAILURES, len(line)), open(Path(out) / FAILURES, "a") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_failures(out: Path) -> list[dict]:

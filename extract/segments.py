@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from claws.extract.clips import CLIP_LEN, num_clips
+from claws.data.clips import CLIP_LEN, num_clips
 
 
 def sultani_clip_ranges(total_clips: int, num_segments: int) -> tuple[np.ndarray, np.ndarray]:

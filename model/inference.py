@@ -4,7 +4,7 @@ CLAWS Net scores exactly the training windows (model/windows.py: b consecutive c
 window padded cyclically with the video's own clips) and drops the padded positions, so a video
 scored alone gets the same curve as inside a batch job (DESIGN.md "Batches and NSM windows").
 The MIL baseline scores its 32 segments and gives each clip its segment's score. Frame curves
-come from claws.extract.clips.clip_scores_to_frame_scores, not from here.
+come from claws.data.clips.clip_scores_to_frame_scores, not from here.
 
 Shapes: T clips, D feature dim, W windows, b clips per window.
 """

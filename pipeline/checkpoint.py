@@ -4,31 +4,33 @@ A checkpoint file (torch.save of plain types and tensors, read with weights_only
 format, format_version, model_name ("claws" or "mil"), model_args (constructor keywords),
 model_state, config (the whole training config as a dict), norm_stats (NormStats.to_dict(), copied
 from the shards), feature_meta (feature_dim, clip_len, extractor dict with weights sha256 and
-random flag, source shard dir), step, seed, code_version (package version + git commit),
-training_state (optimizer, scheduler, RNG, sampler position, cluster assignments) for exact resume,
-and payload_sha256: a SHA-256 over every other field (keys, values, tensor dtypes, shapes and
-bytes), verified on load, so a file damaged on disk or in a copy is refused by name instead of
-scoring with changed weights. Files written before the checksum load with a warning (unverified).
+random flag, source shard dir), step, seed, code_version (package version + git commit:
+claws.data.version), training_state (optimizer, scheduler, RNG, sampler position, cluster
+assignments) for exact resume, and payload_sha256: a SHA-256 over every other field (keys, values,
+tensor dtypes, shapes and bytes), verified on load, so a file damaged on disk or in a copy is
+refused by name instead of scoring with changed weights. Files written before the checksum load
+with a warning (unverified).
 
 A run directory keeps them under checkpoints/: last.pt (the latest) and step-N.pt.
+`stats_from` reads the statistics that `--stats-from` names (of `claws extract` and
+`claws import-features`): from shards, or from a checkpoint found and verified as `--run` finds it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
-import subprocess
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from claws.data.shards import NormStats
+from claws.data.atomic import atomic_path
+from claws.data.shards import SHARD_SUFFIX, NormStats, ShardSet, list_shards
+from claws.data.version import code_version
 from claws.model.claws import ClawsNet
 from claws.model.mil import MilNet
 
@@ -65,27 +67,6 @@ def build_model(model_name: str, model_args: dict) -> nn.Module:
     return MODELS[model_name](**model_args)
 
 
-def code_version() -> str:
-    """Installed package version plus the git commit of the source tree when there is one."""
-    try:
-        version = metadata.version("claws-vad")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-            text=True, timeout=10, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    return f"{version}+git{commit}{'-dirty' if dirty else ''}"
-
-
 def save_checkpoint(
     path: Path,
     *,
@@ -119,7 +100,6 @@ def save_checkpoint(
         The final path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -135,13 +115,8 @@ def save_checkpoint(
         "training_state": training_state or {},
     }
     payload[CHECKSUM] = payload_checksum(payload)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -269,3 +244,33 @@ def load_checkpoint(path: Path) -> Checkpoint:
         path=file,
         training_state=payload.get("training_state", {}),
     )
+
+
+def stats_from(source: Path) -> NormStats:
+    """`--stats-from SOURCE`: the normalization statistics of an earlier run, to normalize new
+    features exactly as its training features were.
+
+    Args:
+        source: a shard file or a folder holding shards (the statistics stored with them), or a
+            checkpoint file or run folder (resolved as `--run` is: `resolve_checkpoint`; the
+            statistics of the shards it was trained on, its checksum verified).
+
+    Returns:
+        The statistics; their `source` is where they were computed, else `source`.
+
+    Raises:
+        ValueError: `source` gives no statistics (unreadable, damaged, empty); the message names
+            it and the file at fault, and says what to pass instead.
+    """
+    source = Path(source)
+    try:
+        holds_shards = source.suffix == SHARD_SUFFIX if source.is_file() else list_shards(source)
+        if holds_shards:
+            stats = ShardSet(source).stats
+        else:
+            stats = NormStats.from_dict(_read_verified(resolve_checkpoint(source))["norm_stats"])
+    except (ValueError, FileNotFoundError) as err:  # ShardError included
+        raise ValueError(f"--stats-from {source} gives no normalization statistics ({err}); pass "
+                         "an earlier run's shard folder or file, or its checkpoint or run "
+                         "folder") from err
+    return replace(stats, source=stats.source or str(source))

@@ -17,7 +17,7 @@ import importlib
 import logging
 import sys
 
-from claws.pipeline.extract import claws_version
+from claws.data.version import code_version
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -57,7 +57,7 @@ class _Version(argparse.Action):
                          help="print the version of claws and exit")
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"claws {claws_version()}")
+        print(f"claws {code_version(commit=False)}")
         parser.exit()
 
 

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from claws.data.atomic import write_text
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -232,7 +234,5 @@ def _check_ranges(config: TrainConfig) -> None:
 
 
 def save_yaml(config: TrainConfig, path: Path) -> None:
-    """Write config.yaml atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    """Write config.yaml atomically (claws.data.atomic: no temporary is left on failure)."""
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -48,7 +48,7 @@ def write_dataset(
     Returns:
         (manifest path, intervals CSV path, number of videos written by this call).
     """
-    from claws.data.synthetic import synthetic_frames, write_video  # torch, av: not for the parser
+    from claws.extract.synthetic import synthetic_frames, write_video  # torch, av: not for the parser
 
     videos = root / "videos"
     videos.mkdir(parents=True, exist_ok=True)

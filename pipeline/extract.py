@@ -15,16 +15,16 @@ any video failed, 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from claws.data.footage import footage_items
 from claws.data.shanghaitech import shanghaitech_items
 from claws.data.ucf_crime import ucf_crime_items
+from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem
+from claws.extract.cpu_share import default_workers
 
 if TYPE_CHECKING:
     import torch
@@ -36,16 +36,6 @@ logger = logging.getLogger(__name__)
 
 # --precision: the keys of claws.extract.c3d.PRECISIONS (a torch module), or auto.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def claws_version() -> str:
-    """The installed package version (`claws --version`, recorded in shards)."""
-    from importlib import metadata  # not at the top: importing it costs as much as the help
-
-    try:
-        return metadata.version("claws-vad")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -64,10 +54,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE", default="auto",
                    help="cpu, cuda or cuda:N; auto: cuda when available (under torchrun each rank "
                    "takes cuda:LOCAL_RANK)")
-    p.add_argument("--batch-size", metavar="N", type=int, default=16, help="clips per network call")
-    p.add_argument("--workers", metavar="N", type=int,
-                   default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                   help="decoding worker processes per rank (one less than the CPUs, 1 to 4)")
+    p.add_argument("--batch-size", metavar="N", type=int, default=0,
+                   help="clips per network call; 0: 16 on a CPU, 128 on a GPU")
+    p.add_argument("--workers", metavar="N", type=int, default=default_workers(),
+                   help="decoding worker processes per rank (the rank's share of the CPUs, less "
+                   "one for the network)")
     p.add_argument("--chunk-clips", metavar="N", type=int, default=8,
                    help="clips decoded at a time per worker")
     add_shard_output_options(p, missing="that are not found")
@@ -146,26 +137,12 @@ def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
 
 
 def build_network(args: argparse.Namespace, device: str):
-    """(network callable, picklable preprocess, extractor dict) from the C3D module."""
-    from claws.extract.c3d import default_precision, fc6_to_feature, load_c3d, load_mean, preprocess_clips
-    from claws.extract.clips import CLIP_LEN, TAIL_POLICY
+    """(network callable, picklable preprocess, extractor dict) for the `claws extract` options."""
+    from claws.extract.c3d import build_extractor
 
-    precision = default_precision(device) if args.precision == "auto" else args.precision
-    model = load_c3d(args.weights, device=device, precision=precision, seed=args.seed)
-    mean = load_mean(args.mean)
-    info = model.weights_info
-    extractor = {
-        "network": "c3d_sports1m_fc6", "weights_path": info["path"], "weights_format": info["format"],
-        "weights_sha256": info["sha256"], "random": bool(info["random"]),
-        "seed": args.seed if info["random"] else None, "precision": precision,
-        "feature_dim": args.feature_dim, "mean_source": str(args.mean) if args.mean else "channel_means",
-        "clip_len": CLIP_LEN, "tail_policy": TAIL_POLICY, "claws_version": claws_version(),
-    }
-
-    def network(clips: torch.Tensor) -> torch.Tensor:
-        return fc6_to_feature(model(clips), args.feature_dim)
-
-    return network, functools.partial(preprocess_clips, mean=mean), extractor
+    built = build_extractor(args.weights, device=device, precision=args.precision, seed=args.seed,
+                            mean=args.mean, feature_dim=args.feature_dim)
+    return built.network, built.preprocess, {**built.identity, "claws_version": code_version(commit=False)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,14 +150,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from claws.extract.distributed import init_rank, rank_device, shutdown
+    from claws.extract.engine import default_batch_size
     from claws.extract.finalize import existing_stats
     from claws.extract.job import JobConfig, run_job
+    from claws.pipeline.checkpoint import stats_from
     from claws.pipeline.lock import folder_lock
 
     try:
         items = dataset_items(args)
         if args.stats_from is not None and not args.stats_from.exists():
             raise DatasetError(f"--stats-from {args.stats_from} does not exist")
+        # read (a checkpoint verified) before any work; its feature dim is checked by the job
+        given = None if args.stats_from is None else stats_from(args.stats_from)
         if args.stats_from is None and not any(i.split == "train" for i in items) \
                 and existing_stats(args.out) is None:
             raise DatasetError(
@@ -199,10 +180,12 @@ def run(args: argparse.Namespace) -> int:
         device = rank_device(device, rank)
         network, preprocess, extractor = build_network(args, device)
         config = JobConfig(
-            out=args.out, batch_size=args.batch_size, workers=args.workers,
+            out=args.out, batch_size=args.batch_size or default_batch_size(device),
+            workers=args.workers,
             chunk_clips=args.chunk_clips, device=device, shard_size=args.shard_size,
-            stats_from=args.stats_from, progress=not args.no_progress,
-            created_by=f"claws {claws_version()} extract {args.dataset}",
+            stats=given, stats_origin=f"--stats-from {args.stats_from}",
+            progress=not args.no_progress,
+            created_by=f"claws {code_version(commit=False)} extract {args.dataset}",
         )
         with folder_lock(args.out, f"claws extract {args.dataset}", rank, device):
             result = run_job(items, network, preprocess, extractor, config, rank)

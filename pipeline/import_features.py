@@ -14,9 +14,10 @@ from claws.data.import_features import FrameCount, read_frame_counts, read_impor
 from claws.data.segment_features import bounds_key, read_bounds_file
 from claws.data.shanghaitech import shanghaitech_items
 from claws.data.ucf_crime import ucf_crime_items
+from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.import_features import ImportConfig, run_import, video_fps
-from claws.pipeline.extract import claws_version
+from claws.pipeline.checkpoint import stats_from
 from claws.pipeline.lock import folder_lock
 
 logger = logging.getLogger(__name__)
@@ -109,15 +110,18 @@ def run(args: argparse.Namespace) -> int:
         if args.stats_from is not None and not args.stats_from.exists():
             raise DatasetError(f"--stats-from {args.stats_from} does not exist")
         items, found, counts = prepare(args)
+        # read (a checkpoint verified) before any work; its feature dim is checked by the job
+        given = None if args.stats_from is None else stats_from(args.stats_from)
     except DatasetError as err:
         logger.error("%s", err)
         return 2
     config = ImportConfig(
         out=args.out, features=tuple(args.features), clip_len=args.clip_len,
         frames_mismatch=args.frames_mismatch, feature_dim=args.feature_dim, network=args.network,
-        fps=args.fps, shard_size=args.shard_size, stats_from=args.stats_from,
+        fps=args.fps, shard_size=args.shard_size, stats=given,
+        stats_origin=f"--stats-from {args.stats_from}",
         progress=not args.no_progress,
-        created_by=f"claws {claws_version()} import-features {args.dataset}",
+        created_by=f"claws {code_version(commit=False)} import-features {args.dataset}",
         segments=args.segments, segment_bounds=args.segment_bounds,
         bounds_prefix=args.bounds_prefix, l2_normalize=args.l2_normalize,
     )

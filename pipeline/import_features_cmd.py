@@ -51,7 +51,7 @@ from claws.pipeline.extract import add_list_options, add_shard_output_options
 
 # The job's constants, written here because their modules import numpy and torch, which the
 # parser must not (tests/pipeline/test_cli.py checks that they agree):
-CLIP_LEN = 16  # claws.extract.clips.CLIP_LEN: frames per C3D clip
+CLIP_LEN = 16  # claws.data.clips.CLIP_LEN: frames per C3D clip
 MISMATCH_POLICIES = ("error", "clip")  # claws.extract.import_features.MISMATCH_POLICIES
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from claws.pipeline.atomic import atomic_path
+from claws.data.atomic import atomic_path
 from claws.pipeline.events import Event, above_threshold_runs
 
 if TYPE_CHECKING:

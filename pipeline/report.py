@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from claws.data.annotations import GroundTruth
-from claws.pipeline.atomic import write_json, write_text
+from claws.data.atomic import write_json, write_text
 from claws.pipeline.metrics import FrameMetrics, thin_curve
 from claws.pipeline.plots import plot_curve_truth, plot_roc, read_reference_roc
 

@@ -28,7 +28,7 @@ from typing import Mapping
 import numpy as np
 from tqdm import tqdm
 
-from claws.pipeline.atomic import write_text
+from claws.data.atomic import write_text
 from claws.pipeline.events import above_threshold_runs
 from claws.pipeline.review_video import footage
 from claws.pipeline.score_outputs import EVENTS_SUFFIX, read_curves

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from claws.pipeline.atomic import atomic_path
+from claws.data.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from claws.data.atomic import write_text
 from claws.pipeline.checkpoint import LAST
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,9 +82,7 @@ class RunDir:
             except ValueError as err:
                 raise ValueError(f"{self.metrics}:{n}: not a JSON line ({err}); delete that line "
                                  "and resume again") from err
-        tmp = self.metrics.with_name(self.metrics.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.metrics)
+        write_text(self.metrics, "".join(line + "\n" for line in kept))
 
     def attach_log(self) -> logging.Handler:
         """Copy the `claws` loggers' records into train.log; detach the handler when done."""

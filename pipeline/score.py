@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from claws.data.atomic import write_jsonl
 from claws.data.shards import ShardError, ShardSet, VideoInfo
 from claws.extract.c3d_weights import file_sha256
-from claws.pipeline.atomic import write_jsonl
 from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.events import find_events
 from claws.pipeline.lock import folder_lock

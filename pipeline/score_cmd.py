@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from claws.extract.cpu_share import default_workers
 from claws.pipeline.extract import PRECISIONS
 
 
@@ -48,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="frame rate of frame folders, which carry none (0: the decoder's default)")
     raw.add_argument("--device", metavar="DEVICE", default="cpu",
                      help="device of C3D: cpu, cuda or cuda:N")
-    raw.add_argument("--workers", metavar="N", type=int, default=1, help="decoding worker processes")
+    raw.add_argument("--workers", metavar="N", type=int, default=default_workers(),
+                     help="decoding worker processes (the CPUs less one)")
     events = p.add_argument_group("events and windows")
     events.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
                         help="a frame whose score reaches this is anomalous")

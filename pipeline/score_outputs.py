@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from claws.pipeline.atomic import atomic_path, save_npy, write_json, write_jsonl
+from claws.data.atomic import atomic_path, save_npy, write_json, write_jsonl
 from claws.pipeline.events import Event
 from claws.pipeline.plots import plot_curve_events
 from claws.pipeline.scoring import ScoredVideo

@@ -3,7 +3,7 @@ normalization statistics.
 
 The footage goes through the extraction job (claws.extract.job.run_job, the same decoding, C3D and
 shard writing as `claws extract`) into `<out>/.features/shards/`, normalized with the statistics
-stored in the checkpoint (the checkpoint is the job's `--stats-from`). Scoring those
+stored in the checkpoint (handed to the job as `--stats-from` would be). Scoring those
 shards is then exactly scoring shards, so a video scored from raw footage equals the same video
 scored from its shard. The extraction is resumable like any extraction job.
 """
@@ -14,13 +14,16 @@ import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from claws.data.footage import footage_items
 from claws.data.shards import ShardSet, VideoInfo
+from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem, check_unique
+from claws.extract.c3d import build_extractor
+from claws.extract.engine import default_batch_size
 from claws.extract.job import JobConfig, run_job
 from claws.pipeline.checkpoint import Checkpoint
-from claws.pipeline.extract import build_network
 from claws.pipeline.scoring import check_features
 
 logger = logging.getLogger(__name__)
@@ -41,7 +44,17 @@ def input_items(inputs: list[Path], fps: float = 0.0) -> list[VideoItem]:
     return check_unique(items, ", ".join(map(str, inputs)))
 
 
-def extraction_settings(ckpt: Checkpoint, args: argparse.Namespace) -> argparse.Namespace:
+class C3DSettings(NamedTuple):
+    """The C3D extractor to run on raw footage (the arguments of `build_extractor`)."""
+
+    weights: str
+    seed: int
+    mean: Path | None
+    feature_dim: int
+    precision: str
+
+
+def extraction_settings(ckpt: Checkpoint, args: argparse.Namespace) -> C3DSettings:
     """C3D settings for the footage: the user's weights and mean, else the training run's."""
     trained = ckpt.feature_meta.get("extractor", {})
     weights = args.weights
@@ -58,7 +71,7 @@ def extraction_settings(ckpt: Checkpoint, args: argparse.Namespace) -> argparse.
             raise DatasetError(f"the run was trained with the mean cube {recorded_mean}, which "
                                "is not there; pass --mean")
         mean = Path(recorded_mean)
-    return argparse.Namespace(
+    return C3DSettings(
         weights=str(weights), seed=int(trained.get("seed") or 0), mean=mean,
         feature_dim=int(ckpt.feature_meta.get("feature_dim", 2048)),
         precision=args.precision or trained.get("precision") or "auto",
@@ -80,11 +93,17 @@ def extract_inputs(
     """
     items = input_items(args.inputs, args.fps)
     settings = extraction_settings(ckpt, args)
-    network, preprocess, extractor = build_network(settings, args.device)
+    built = build_extractor(settings.weights, device=args.device, precision=settings.precision,
+                            seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
+    network, preprocess = built.network, built.preprocess
+    extractor = {**built.identity, "claws_version": code_version(commit=False)}
     check_features(ckpt, settings.feature_dim, extractor, f"C3D weights {settings.weights}")
     config = JobConfig(
         out=folder / SHARDS_DIR, workers=args.workers, device=args.device,
-        stats_from=ckpt.path, progress=not args.no_progress, created_by="claws score",
+        batch_size=default_batch_size(args.device),
+        stats=replace(ckpt.norm_stats, source=ckpt.norm_stats.source or str(ckpt.path)),
+        stats_origin=f"the checkpoint {ckpt.path}", progress=not args.no_progress,
+        created_by="claws score",
     )
     result = run_job(items, network, preprocess, extractor, config)
     failures = [{"video_id": vid, "source": str(next(i.path for i in items if i.video_id == vid)),

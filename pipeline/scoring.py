@@ -3,7 +3,7 @@
 The checkpoint's normalization statistics are applied, never statistics of the new footage: a
 shard normalized with other statistics is denormalized with its own and normalized again with the
 checkpoint's. Clip scores come from claws.model.inference.clip_scores with the training windows
-(DESIGN.md "Batches and NSM windows"); frame curves from claws.extract.clips (the one clip rule).
+(DESIGN.md "Batches and NSM windows"); frame curves from claws.data.clips (the one clip rule).
 Before scoring, the shards' feature metadata is checked against the checkpoint's: another feature
 dimension or other C3D weights is an error; random-weights features on one side only is a loud
 warning.
@@ -19,8 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from claws.data.clips import clip_scores_to_frame_scores
 from claws.data.shards import ShardSet, VideoInfo
-from claws.extract.clips import clip_scores_to_frame_scores
 from claws.model.inference import DEFAULT_WINDOW, clip_scores
 from claws.pipeline.checkpoint import Checkpoint
 

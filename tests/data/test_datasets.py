@@ -7,9 +7,9 @@ import pytest
 
 from claws.data.footage import footage_items, manifest_items
 from claws.data.shanghaitech import shanghaitech_items
-from claws.data.synthetic import write_fake_shanghaitech, write_fake_ucf_crime
 from claws.data.ucf_crime import read_test_annotation, read_train_list, ucf_crime_items
 from claws.data.videos import DatasetError
+from claws.extract.synthetic import write_fake_shanghaitech, write_fake_ucf_crime
 
 
 def test_ucf_crime_real_lists(shared_data):

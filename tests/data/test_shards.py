@@ -204,3 +204,30 @@ def test_shards_without_checksums_are_read_as_before(tmp_path: Path):
     shards = ShardSet(tmp_path)
     np.testing.assert_array_equal(shards.features("a"), record.features)
     assert shards.videos["a"].source_mtime_ns == -1
+
+
+def test_a_temporary_left_by_a_crash_is_not_a_shard(tmp_path: Path):
+    """A kill -9 during the rename step leaves the hidden temporary (claws.data.atomic): readers
+    skip it, as they skip the `.h5.tmp` of earlier versions."""
+    from claws.data.atomic import temporary_path
+    from claws.data.shards import list_shards
+
+    shard = write_shard(tmp_path / "s.h5", [_record("a", 16)], NormStats.identity(8))
+    temporary_path(tmp_path / "t.h5").write_bytes(shard.read_bytes())
+    (tmp_path / "u.h5.tmp").write_bytes(b"half a shard")
+    assert list_shards(tmp_path) == [shard] and ShardSet(tmp_path).video_ids == ["a"]
+
+
+@pytest.mark.parametrize("clip_len", [0, -16])
+def test_a_clip_length_below_one_is_named(tmp_path: Path, clip_len: int):
+    """The clip count a video's attrs call for comes from claws.data.clips.num_clips; attrs that
+    call for none are a ShardError naming the video (on write and on read), not a crash."""
+    bad = _record("a", 33)
+    bad.clip_len = clip_len
+    with pytest.raises(ShardError, match="video a: 3 clips but num_frames=33"):
+        write_shard(tmp_path / "s.h5", [bad], NormStats.identity(8))
+    write_shard(tmp_path / "s.h5", [_record("a", 33)], NormStats.identity(8))
+    with h5py.File(tmp_path / "s.h5", "a") as h5:
+        h5["videos/a"].attrs["clip_len"] = clip_len
+    with pytest.raises(ShardError, match=f"video a: .*clip_len={clip_len}"):
+        ShardSet(tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from claws.extract.clips import clip_frame_indices, num_clips
+from claws.data.clips import clip_frame_indices, num_clips
 
 
 def frame_means(frames: np.ndarray) -> torch.Tensor:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from claws.data.shards import ShardSet, normalization_range
-from claws.data.synthetic import synthetic_frames, write_video
 from claws.data.videos import VideoItem
 from claws.extract.job import JobConfig, run_job
 from claws.extract.resume import work_files
+from claws.extract.synthetic import synthetic_frames, write_video
 
 EXTRACTOR = {"network": "fake", "feature_dim": 48, "random": True, "precision": "fp32"}
 
@@ -68,7 +68,7 @@ def test_rerun_does_nothing_and_new_videos_keep_stored_stats(tmp_path, fake):
 def test_stats_from_earlier_run_and_extractor_mismatch(tmp_path, fake):
     _job(_items(tmp_path, [20, 30]), tmp_path / "a", fake)
     new = _items(tmp_path, [25], split="test")
-    _job(new, tmp_path / "b", fake, stats_from=tmp_path / "a")
+    _job(new, tmp_path / "b", fake, stats=ShardSet(tmp_path / "a").stats)  # --stats-from a
     a, b = ShardSet(tmp_path / "a"), ShardSet(tmp_path / "b")
     np.testing.assert_array_equal(a.stats.mean, b.stats.mean)
     with pytest.raises(ValueError, match="another extractor"):

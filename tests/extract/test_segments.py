@@ -6,9 +6,9 @@ import csv
 import numpy as np
 import pytest
 
+from claws.data.clips import num_clips
 from claws.data.import_features import read_frame_counts
 from claws.data.segment_features import read_text_segments
-from claws.extract.clips import num_clips
 from claws.extract.segments import (
     check_bounds, clip_segments, sultani_clip_ranges, sultani_segment_bounds, width_segment_bounds,
 )

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from claws.data.synthetic import synthetic_frames, write_frame_folder, write_video
+from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.extract.video import DecodeError, decode_all, open_video
 
 

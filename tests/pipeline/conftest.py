@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from claws.data.clips import num_clips
 from claws.data.shards import NormStats, VideoRecord, write_shard
-from claws.extract.clips import num_clips
 from claws.model.claws import ClawsNet
 from claws.pipeline.checkpoint import save_checkpoint
 
@@ -40,6 +40,17 @@ def write_tiny_shards(
     folder.mkdir(parents=True, exist_ok=True)
     write_shard(folder / "shard-r000-00000.h5", records, stats)
     return folder
+
+
+def flip_weights(file: Path, model: torch.nn.Module) -> None:
+    """Flip bytes inside a stored weight tensor (found by its bytes), as a bad disk or copy would."""
+    weight = next(iter(model.state_dict().values())).numpy().tobytes()
+    data = bytearray(file.read_bytes())
+    start = data.find(weight)
+    assert start > 0
+    for i in range(start, start + 64, 4):
+        data[i] ^= 0xFF
+    file.write_bytes(bytes(data))
 
 
 @pytest.fixture

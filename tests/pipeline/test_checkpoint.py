@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from claws.data.shards import NormStats
+from claws.data.shards import NormStats, VideoRecord, write_shard
 from claws.model.claws import ClawsNet
 from claws.model.mil import MilNet
-from claws.pipeline.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from claws.pipeline.checkpoint import (
+    load_checkpoint, resolve_checkpoint, save_checkpoint, stats_from,
+)
+
+from .conftest import flip_weights
 
 META = {"feature_dim": 6, "clip_len": 16, "extractor": {"weights_sha256": "ab", "random": True}}
 
@@ -73,22 +77,11 @@ def test_errors_name_the_path(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.pt")
 
 
-def _flip_weights(file: Path, model: torch.nn.Module) -> None:
-    """Flip bytes inside a stored weight tensor (found by its bytes), as a bad disk or copy would."""
-    weight = next(iter(model.state_dict().values())).numpy().tobytes()
-    data = bytearray(file.read_bytes())
-    start = data.find(weight)
-    assert start > 0
-    for i in range(start, start + 64, 4):
-        data[i] ^= 0xFF
-    file.write_bytes(bytes(data))
-
-
 def test_corrupted_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
     args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
     model = ClawsNet(**args)
     file = _save(tmp_path / "last.pt", model, "claws", args, step=3)
-    _flip_weights(file, model)
+    flip_weights(file, model)
     with pytest.raises(ValueError, match=r"last\.pt.*damaged"):
         load_checkpoint(file)
 
@@ -101,3 +94,53 @@ def test_checkpoint_without_checksum_loads_unverified(tmp_path: Path, caplog) ->
     torch.save(payload, file)
     assert load_checkpoint(file).step == 3
     assert "old.pt" in caplog.text and "unverified" in caplog.text
+
+
+def test_a_save_that_fails_midway_keeps_the_old_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    file = _save(tmp_path / "last.pt", ClawsNet(**args), "claws", args, step=3)
+    before = file.read_bytes()
+
+    def half_then_fail(payload, target):
+        Path(target).write_bytes(b"half a checkpoint")
+        raise RuntimeError("killed while writing")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(RuntimeError, match="killed"):
+        _save(file, ClawsNet(**args), "claws", args, step=4)
+    assert file.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_stats_from_shards_a_shard_file_or_a_checkpoint(tmp_path: Path) -> None:
+    """`--stats-from`: the statistics stored with shards (a folder or one file), or those a
+    checkpoint was trained with; `source` says where they were computed."""
+    stats = NormStats(np.arange(8.0), np.full(8, 3.0), 1, 2, "")
+    shards = tmp_path / "shards"
+    record = VideoRecord("x", np.zeros((2, 8), np.float32), 20, 25.0, 0, "train")
+    write_shard(shards / "s.h5", [record], stats)
+    for source in (shards, shards / "s.h5"):
+        loaded = stats_from(source)
+        np.testing.assert_array_equal(loaded.range, stats.range)
+        assert loaded.num_clips == 2 and loaded.source == str(source)  # none stored: the path
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    file = _save(tmp_path / "run" / "checkpoints" / "last.pt", ClawsNet(**args), "claws", args, 1)
+    for source in (tmp_path / "run", file):
+        loaded = stats_from(source)
+        np.testing.assert_array_equal(loaded.mean, np.arange(6.0))
+        assert loaded.source == "shards"
+
+
+def test_stats_from_names_a_source_that_gives_none(tmp_path: Path) -> None:
+    args = {"feature_dim": 6, "hidden1": 4, "hidden2": 2}
+    model = ClawsNet(**args)
+    damaged = _save(tmp_path / "run" / "checkpoints" / "last.pt", model, "claws", args, step=3)
+    flip_weights(damaged, model)
+    (tmp_path / "junk.h5").write_bytes(b"not a shard")
+    (tmp_path / "empty").mkdir()
+    for source, cause in ((tmp_path / "run", rf"{damaged}: checkpoint damaged"),
+                          (tmp_path / "junk.h5", "not a readable HDF5 file"),
+                          (tmp_path / "empty", "no checkpoint found")):
+        with pytest.raises(ValueError, match=rf"--stats-from {source} gives no normalization "
+                           rf"statistics \(.*{cause}") as err:
+            stats_from(source)
+        assert "shard folder" in str(err.value)  # what to pass instead

@@ -101,9 +101,10 @@ def test_every_argument_is_explained_and_no_choice_is_empty() -> None:
 
 
 @pytest.mark.parametrize("argv, line", [
-    (["extract", "ucf-crime"], "--batch-size N clips per network call (default: 16)"),
-    (["extract", "footage"], "--workers N decoding worker processes per rank (one less than the CPUs, "
-                             "1 to 4) (default: "),
+    (["extract", "ucf-crime"], "--batch-size N clips per network call; 0: 16 on a CPU, 128 on a GPU "
+                               "(default: 0)"),
+    (["extract", "footage"], "--workers N decoding worker processes per rank (the rank's share of the "
+                             "CPUs, less one for the network) (default: "),
     (["extract", "footage"], "--split {train,test} split of the videos that have none"),
     (["score"], "--threshold SCORE a frame whose score reaches this is anomalous (default: 0.5)"),
     (["score"], "--min-duration SECONDS shortest event (default: 1.0)"),
@@ -136,7 +137,7 @@ def test_train_flags_carry_the_config_comments(capsys: pytest.CaptureFixture) ->
 
 
 def test_import_features_parser_constants_match_the_job() -> None:
-    from claws.extract.clips import CLIP_LEN
+    from claws.data.clips import CLIP_LEN
     from claws.extract.import_features import MISMATCH_POLICIES
     from claws.pipeline import import_features_cmd
 

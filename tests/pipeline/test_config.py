@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,17 @@ def test_parse_value() -> None:
         parse_value("rbs", "maybe")
     with pytest.raises(ValueError, match="unknown preset"):
         load_config("claws+magic")
+
+
+def test_save_yaml_that_fails_midway_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    save_yaml(TrainConfig(), path)
+    before = path.read_text()
+
+    def fsync(fd):  # the bytes are in the temporary file, the disk refuses to keep them
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        save_yaml(load_config("mil"), path)
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]

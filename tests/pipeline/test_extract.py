@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from claws.data.shards import ShardSet
-from claws.data.synthetic import synthetic_frames, write_fake_shanghaitech, write_fake_ucf_crime, write_video
+from claws.extract.synthetic import synthetic_frames, write_fake_shanghaitech, write_fake_ucf_crime, write_video
 from claws.pipeline.cli import main
+
+from .conftest import flip_weights
 
 COMMON = ["--weights", "random", "--workers", "1", "--batch-size", "4", "--no-progress"]
 
@@ -106,24 +108,50 @@ def test_test_only_footage_needs_statistics_before_any_work(tmp_path, caplog):
     assert "--stats-from" in caplog.text and not out.exists()
 
 
-def test_stats_from_a_run_folder_checkpoint(tmp_path):
-    import torch
+def _checkpoint(run, stats, step=1):
+    """A real checkpoint of a tiny model in `run`/checkpoints/step-`step`.pt, holding `stats`."""
+    from claws.model.claws import ClawsNet
+    from claws.pipeline.checkpoint import save_checkpoint
 
+    args = {"feature_dim": stats.feature_dim, "hidden1": 4, "hidden2": 2}
+    model = ClawsNet(**args)
+    file = save_checkpoint(run / "checkpoints" / f"step-{step}.pt", model=model, model_name="claws",
+                           model_args=args, config={}, norm_stats=stats,
+                           feature_meta={"feature_dim": stats.feature_dim}, step=step, seed=0)
+    return file, model
+
+
+def test_stats_from_a_run_folder_checkpoint(tmp_path):
+    """`--stats-from RUN` finds the run's checkpoint as `--run` does (here only a step-N.pt, which
+    the reader of extract/ used to miss) and takes the statistics it was trained with."""
     from claws.data.shards import NormStats
-    from claws.extract.finalize import load_stats
+    from claws.pipeline.checkpoint import stats_from
 
     stats = NormStats(np.arange(3.0), np.full(3, 2.0), 4, 40, "train shards")
-    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    torch.save({"format": "claws-checkpoint", "norm_stats": stats.to_dict()},
-               tmp_path / "run" / "checkpoints" / "last.pt")
-    for source in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.pt"):
-        loaded = load_stats(source)
+    file, _ = _checkpoint(tmp_path / "run", stats, step=7)
+    for source in (tmp_path / "run", tmp_path / "run" / "checkpoints", file):
+        loaded = stats_from(source)
         np.testing.assert_array_equal(loaded.mean, stats.mean)
         np.testing.assert_array_equal(loaded.range, stats.range)
-        assert loaded.num_videos == 4
+        assert (loaded.num_videos, loaded.source) == (4, "train shards")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
-        load_stats(tmp_path / "bad.pt")
+        stats_from(tmp_path / "bad.pt")
+
+
+def test_stats_from_a_corrupted_checkpoint_is_refused_by_name(tmp_path, caplog):
+    """A checkpoint damaged on disk (its checksum no longer matches) gives no statistics: the job
+    stops before any work, naming the run and the file."""
+    from claws.data.shards import NormStats
+
+    file, model = _checkpoint(tmp_path / "run", NormStats.identity(2048))
+    flip_weights(file, model)
+    write_video(tmp_path / "new.mp4", synthetic_frames(12, seed=3), fps=10)
+    out = tmp_path / "out"
+    assert main(["extract", "footage", str(tmp_path / "new.mp4"), "--split", "test",
+                 "--stats-from", str(tmp_path / "run"), "--out", str(out)] + COMMON) == 2
+    assert f"--stats-from {tmp_path / 'run'} gives no normalization statistics" in caplog.text
+    assert f"{file}: checkpoint damaged" in caplog.text and not out.exists()
 
 
 @pytest.mark.slow  # loads C3D: ~5-10 s on the shared CPU

@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from claws.data.clips import num_clips
 from claws.data.import_features import read_frame_counts
 from claws.data.shards import ShardSet
 from claws.data.videos import DatasetError
-from claws.extract.clips import num_clips
 from claws.extract.segments import clip_segments, sultani_segment_bounds
 from claws.pipeline.cli import main
 

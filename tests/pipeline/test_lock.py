@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claws.data.synthetic import synthetic_frames, write_video
+from claws.extract.synthetic import synthetic_frames, write_video
 from claws.pipeline.cli import main
 from claws.pipeline.lock import LOCK_NAME, FolderLocked, folder_lock
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claws.data.synthetic import synthetic_frames, write_frame_folder, write_video
+from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.pipeline.cli import main
 from claws.pipeline.fake_scores import write_fake_scores
 from claws.pipeline.review import ASSETS, sparkline, truth_intervals, write_review

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from claws.data.clips import clip_scores_to_frame_scores
 from claws.data.shards import VideoRecord, write_shard
-from claws.extract.clips import clip_scores_to_frame_scores
 from claws.model.inference import clip_scores
 from claws.pipeline import score_outputs
 from claws.pipeline.checkpoint import load_checkpoint

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from claws.data.shards import NormStats, write_shard
-from claws.data.synthetic import synthetic_frames, write_frame_folder, write_video
+from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.model.claws import ClawsNet
 from claws.pipeline.checkpoint import payload_checksum, save_checkpoint
 from claws.pipeline.cli import main

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from claws.extract.clips import (
+from claws.data.clips import (
     clip_frame_indices,
     clip_scores_to_frame_scores,
     num_clips,

@@ -1,9 +1,9 @@
-"""The synthetic video writer: lossless round trips through the real decoders."""
+"""The synthetic video writer: lossless round trips through the real decoders, atomic writes."""
 
 import numpy as np
 import pytest
 
-from claws.data.synthetic import synthetic_frames, write_frame_folder, write_video
+from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.extract.video import decode_all
 
 
@@ -33,3 +33,18 @@ def test_writer_is_atomic_on_error(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "empty.mp4", [])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_fails_midway_keeps_the_old_video_and_no_temporary(tmp_path):
+    frames = synthetic_frames(20, seed=1)
+    path = write_video(tmp_path / "v.mp4", frames)
+    before = path.read_bytes()
+
+    def cut_short():
+        yield from frames[:10]
+        raise RuntimeError("camera unplugged")
+
+    with pytest.raises(RuntimeError, match="unplugged"):
+        write_video(path, cut_short())
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+    np.testing.assert_array_equal(decode_all(path), frames)

@@ -1,19 +1,21 @@
-"""Synthetic videos for tests and the demo, written with PyAV (no system ffmpeg needed).
+"""Synthetic videos for tests, benchmarks and the demo, written with PyAV (no system ffmpeg
+needed) and torchvision (frame folders); here in extract/, beside the decoders that read them back,
+because data/ imports numpy and h5py only.
 
 `synthetic_frames` draws a textured static background with one object moving across it (a
 surveillance-like scene) and, inside an optional frame range, an "anomalous" event: a second,
 bright, fast object. `write_video` encodes frames losslessly by default (libx264rgb at crf 0, or
 ffv1), so decoding gives back exactly the frames written; `write_frame_folder` writes JPEG/PNG
 frame folders. `write_fake_ucf_crime` and `write_fake_shanghaitech` lay such videos out as the
-real datasets are on disk.
+real datasets are on disk. Videos are written atomically (claws.data.atomic).
 
 Shapes: N frames of H x W x 3 uint8 RGB.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +23,8 @@ import av
 import numpy as np
 import torch
 import torchvision.io
+
+from claws.data.atomic import atomic_path
 
 LOSSLESS_CODECS = {"libx264rgb": ("rgb24", {"crf": "0", "preset": "ultrafast"}),
                    "ffv1": ("bgr0", {}),
@@ -84,31 +88,20 @@ def write_video(
     if codec not in LOSSLESS_CODECS:
         raise ValueError(f"codec {codec!r} not in {sorted(LOSSLESS_CODECS)}")
     pix_fmt, options = LOSSLESS_CODECS[codec]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        with av.open(str(tmp), "w") as container:
-            stream = None
-            for frame in frames:
-                if stream is None:
-                    stream = container.add_stream(codec, rate=_rate(fps), options=dict(options))
-                    stream.height, stream.width = frame.shape[:2]
-                    stream.pix_fmt = pix_fmt
-                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                container.mux(stream.encode(image))
+    with atomic_path(path) as tmp, av.open(str(tmp), "w") as container:
+        stream = None
+        for frame in frames:
             if stream is None:
-                raise ValueError(f"{path}: no frames to write")
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                rate = Fraction(fps).limit_denominator(1001)
+                stream = container.add_stream(codec, rate=rate, options=dict(options))
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = pix_fmt
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            container.mux(stream.encode(image))
+        if stream is None:
+            raise ValueError(f"{path}: no frames to write")
+        container.mux(stream.encode(None))
     return path
-
-
-def _rate(fps: float):
-    from fractions import Fraction
-
-    return Fraction(fps).limit_denominator(1001)
 
 
 def write_frame_folder(
