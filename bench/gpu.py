@@ -114,7 +114,7 @@ def crop_rate_per_core(item: VideoItem) -> float:
     """clips/s of decode + resize + crop in this process with one thread (one worker's work)."""
     import cv2
 
-    from claws.extract.loader import ClipChunk, stream_video
+    from claws.extract.engine import ClipChunk, stream_video
 
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)

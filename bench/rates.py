@@ -64,7 +64,7 @@ def stream_peak_rss_mb(path: Path, chunk_clips: int = 8, consumer_ms: float = 0.
         "from pathlib import Path\n"
         "from claws.data.videos import VideoItem\n"
         "from claws.extract.c3d import crop_clips\n"
-        "from claws.extract.loader import ClipStream\n"
+        "from claws.extract.engine import ClipStream\n"
         "stream = ClipStream([VideoItem('v', Path(sys.argv[1]))], crop_clips, int(sys.argv[2]))\n"
         "for record in stream:\n"
         "    time.sleep(float(sys.argv[3]) / 1000)\n"

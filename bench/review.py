@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from claws.pipeline.fake_scores import write_fake_scores
-from claws.pipeline.review import write_review
+from claws.pipeline.review_site import write_review
 from claws.pipeline.review_browser import chromium_binary, dump_dom, html_attribute, page_url
 
 TRIVIAL = ("<!DOCTYPE html><html><head><script>document.addEventListener('DOMContentLoaded', "

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import claws.pipeline.score_raw as score_raw
+import claws.extract.c3d as c3d
 from claws.data.shards import NormStats
 from claws.extract.cpu_share import default_workers
 from claws.model.claws import ClawsNet
@@ -53,12 +53,12 @@ def paper_size_run(folder: Path) -> Path:
 
 
 class NetworkTimer:
-    """Wraps score_raw.build_extractor so every C3D call is timed (the clock stops after sync)."""
+    """Wraps claws.extract.c3d.build_extractor (what claws score calls): every C3D call is timed."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.clips = 0
-        self.original = score_raw.build_extractor
+        self.original = c3d.build_extractor
 
     def build(self, *args, **kwargs):
         built = self.original(*args, **kwargs)
@@ -79,7 +79,7 @@ class NetworkTimer:
 def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -> dict:
     """Score one video from raw footage in a fresh folder; figures of that run."""
     timer = NetworkTimer()
-    score_raw.build_extractor = timer.build
+    c3d.build_extractor = timer.build
     try:
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON line
@@ -88,7 +88,7 @@ def bench_video(video: Path, run: Path, work: Path, workers: int, device: str) -
                          "--device", device, "--no-progress"])
         wall = time.perf_counter() - start
     finally:
-        score_raw.build_extractor = timer.original
+        c3d.build_extractor = timer.original
     if code != 0:
         raise RuntimeError(f"claws score failed on {video} (exit {code})")
     info = json.loads((work / video.stem / f"{video.stem}.events.json").read_text())

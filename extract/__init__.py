@@ -1,1 +1,2 @@
-"""Video to features: decoding, the C3D network, the batch extraction engine, synthetic videos."""
+"""Video to features: decoding, the C3D network, the batch extraction engine, the extraction and
+import jobs, synthetic videos."""

@@ -21,7 +21,7 @@ from claws.data.version import code_version
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "extract", "import_features_cmd", "shards_cmd", "train_cmd", "score_cmd", "evaluate_cmd", "review_cmd",
+    "extract", "import_features", "shards", "train_cmd", "score", "evaluate", "review",
     "demo",
 )
 

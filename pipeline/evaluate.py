@@ -1,150 +1,86 @@
-"""The `claws evaluate` job: ground truth, curves (from a scores folder or a run), metrics and the
-report folder. What the command accepts is described in claws.pipeline.evaluate_cmd, its command line.
+"""`claws evaluate`: frame-level AUC, AP, false alarms and per-class AUC, with a report folder.
+
+Scores come from a folder written by `claws score`, or are computed in memory from a run and
+feature shards (`--run RUN --shards DIR`). Ground truth comes from exactly one of: the UCF-Crime
+temporal annotation file (`--ucf-annotations`, with `--ucf-frame-counts Test_Annotation.txt` or
+the curve lengths for the frame counts), ShanghaiTech masks plus the split file
+(`--sht-masks DIR --sht-split SH_Test_NEW.txt`), or an interval CSV (`--intervals`,
+`video,start_frame,end_frame`, 0-based, end exclusive). The annotation defines the test set: an
+annotated video without scores or a curve of the wrong length is an error naming the videos; an
+annotation that ends past a video's end is clipped and counted as a warning, one that lies
+entirely past it is an error naming file, line and video; scored videos that are not annotated
+are listed and left out. `--review` then writes the scores folder's review page (`claws review`)
+with the annotated intervals under each curve.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-import numpy as np
 
-from claws.data.annotations import (
-    AnnotationError, GroundTruth, load_intervals, load_shanghaitech, load_ucf_crime,
-    read_ucf_frame_counts, video_id_of,
-)
-from claws.data.shards import ShardError, ShardSet
-from claws.pipeline.checkpoint import load_checkpoint
-from claws.pipeline.metrics import MetricsError, evaluate_frames
-from claws.pipeline.report import write_report
-from claws.pipeline.score_outputs import ScoresError, read_curves
-from claws.pipeline.scoring import FeatureMismatch, checkpoint_window, score_shard_video
-
-logger = logging.getLogger(__name__)
+def _reference(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=CSV, got {text!r}")
+    return name, Path(path)
 
 
-def load_truth(args: argparse.Namespace, frame_counts: dict[str, int]) -> GroundTruth:
-    """The ground truth named on the command line (frame counts from the curves if needed)."""
-    sources = [args.ucf_annotations, args.sht_masks or args.sht_split, args.intervals]
-    if sum(s is not None for s in sources) != 1:
-        raise AnnotationError("give exactly one ground truth: --ucf-annotations, "
-                              "--sht-masks with --sht-split, or --intervals")
-    if args.ucf_annotations:
-        counts = (read_ucf_frame_counts(args.ucf_frame_counts) if args.ucf_frame_counts
-                  else frame_counts)
-        return load_ucf_crime(args.ucf_annotations, counts)
-    if args.sht_masks or args.sht_split:
-        if not (args.sht_masks and args.sht_split):
-            raise AnnotationError("ShanghaiTech needs both --sht-masks and --sht-split")
-        return load_shanghaitech(args.sht_masks, args.sht_split, frame_counts)
-    return load_intervals(args.intervals, frame_counts)
-
-
-def read_video_list(path: Path) -> list[str]:
-    """Video ids from a text file (one per line) or a CSV whose header has a 'video' column."""
-    if not Path(path).is_file():
-        raise AnnotationError(f"--videos {path} does not exist")
-    text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")  # names as os.fsdecode
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if lines and "," in lines[0]:
-        header = [h.strip() for h in lines[0].split(",")]
-        if "video" not in header:
-            raise AnnotationError(f"{path}: a CSV video list needs a 'video' column")
-        column = header.index("video")
-        lines = [line.split(",")[column].strip() for line in lines[1:]]
-    ids = sorted({video_id_of(line) for line in lines})
-    if not ids:
-        raise AnnotationError(f"{path}: no video ids")
-    return ids
-
-
-def restrict(truth: GroundTruth, ids: list[str], where: Path) -> GroundTruth:
-    """The ground truth of the listed videos only; a listed video without annotation is an error."""
-    unknown = [v for v in ids if v not in truth.videos]
-    if unknown:
-        raise AnnotationError(f"{where}: {len(unknown)} listed videos are not in the ground truth "
-                              f"{truth.source}: {', '.join(unknown[:10])}")
-    chosen = set(ids)
-    warnings = [w for w in truth.warnings if w.split(":")[0].removeprefix("video ") in chosen]
-    return GroundTruth({v: truth.videos[v] for v in ids}, f"{truth.source} ({len(ids)} videos "
-                       f"listed in {where})", warnings)
-
-
-def curves_from_run(
-    args: argparse.Namespace,
-) -> tuple[dict[str, np.ndarray], dict[str, float], bool]:
-    """Score the shard videos with the run in memory.
-
-    Returns:
-        (curves, fps, rows): rows hold each video's random_features flag and C3D precision.
-    """
-    ckpt = load_checkpoint(args.run)
-    shards = ShardSet(args.shards)
-    window = checkpoint_window(ckpt)
-    curves, fps, rows = {}, {}, []
-    for info in shards.select(split=args.split):
-        scored = score_shard_video(ckpt, shards, info, window)
-        curves[info.video_id], fps[info.video_id] = scored.frame_scores, scored.fps
-        rows.append({"random_features": scored.random_features, "precision": scored.precision})
-    if not curves:
-        raise ShardError(f"no videos of split {args.split!r} in {args.shards}")
-    return curves, fps, rows
-
-
-def feature_inputs(rows: list[dict]) -> dict:
-    """What the features were, from per-video rows: any random weights, the C3D precisions."""
-    return {"random_features": any(r.get("random_features") for r in rows),
-            "precision": ", ".join(sorted({str(r.get("precision", "unknown")) for r in rows}))}
-
-
-def gather_curves(
-    args: argparse.Namespace,
-) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
-    """Curves from a scores folder or from a run + shards, their fps, and what the inputs were."""
-    if bool(args.scores) == bool(args.run or args.shards):
-        raise ScoresError("give a scores folder, or --run with --shards (not both)")
-    if args.scores:
-        curves, rows = read_curves(args.scores)
-        runs = sorted({Path(r.get("checkpoint", "?")).parent.parent.name for r in rows})
-        name = args.name or (runs[0] if len(runs) == 1 else str(args.scores))
-        fps = {r["video_id"]: r["fps"] for r in rows if r.get("fps")}
-        return curves, fps, {"name": name, "scores": args.scores, **feature_inputs(rows)}
-    if not (args.run and args.shards):
-        raise ScoresError("--run and --shards go together")
-    curves, fps, rows = curves_from_run(args)
-    name = args.name or Path(args.run).name
-    return curves, fps, {"name": name, "scores": f"{args.run} on {args.shards}",
-                         **feature_inputs(rows)}
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` sub-command."""
+    p = subparsers.add_parser(
+        "evaluate", help="frame-level AUC and a report folder from scores and ground truth",
+        description=__doc__,
+    )
+    p.add_argument("scores", nargs="?", type=Path, metavar="SCORES",
+                   help="scores folder written by `claws score`")
+    p.add_argument("--run", metavar="RUN", type=Path,
+                   help="or: a run (or checkpoint) to score --shards with")
+    p.add_argument("--shards", metavar="DIR", type=Path,
+                   help="feature shards of the test videos (with --run)")
+    p.add_argument("--split", choices=("train", "test"), default=None,
+                   help="with --shards: only videos of this split; default: all")
+    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="report folder to write")
+    gt = p.add_argument_group("ground truth (exactly one source)")
+    gt.add_argument("--ucf-annotations", metavar="FILE", type=Path,
+                    help="Temporal_Anomaly_Annotation.txt")
+    gt.add_argument("--ucf-frame-counts", metavar="FILE", type=Path,
+                    help="Test_Annotation.txt (frame counts); default: the curve lengths")
+    gt.add_argument("--sht-masks", metavar="DIR", type=Path,
+                    help="ShanghaiTech test_frame_mask/ folder")
+    gt.add_argument("--sht-split", metavar="FILE", type=Path, help="SH_Test_NEW.txt (or SH_Test.txt)")
+    gt.add_argument("--intervals", metavar="CSV", type=Path,
+                    help="CSV video,start_frame,end_frame (0-based, end exclusive)")
+    p.add_argument("--videos", metavar="FILE", type=Path, default=None,
+                   help="evaluate only these annotated videos: a text file with one video id per "
+                   "line (or a CSV with a 'video' column), e.g. the part of a test set you hold")
+    p.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
+                   help="score threshold of the false-alarm rate")
+    p.add_argument("--reference-roc", type=_reference, action="append", default=[],
+                   metavar="NAME=CSV", help="reference ROC curve to draw beside ours (first column "
+                   "FPR, second TPR); repeat for several")
+    p.add_argument("--name", metavar="NAME", default=None,
+                   help="label of our curve; default: the run name")
+    p.add_argument("--no-video-plots", action="store_true", help="skip videos/<id>.png")
+    p.add_argument("--review", action="store_true",
+                   help="also write SCORES/review/index.html (see `claws review`) with the ground "
+                   "truth drawn under each curve; needs a scores folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws evaluate`; exit code 0 on success, 2 on inconsistent input."""
-    try:
-        curves, fps, inputs = gather_curves(args)
-        truth = load_truth(args, {vid: len(c) for vid, c in curves.items()})
-        if args.videos is not None:
-            truth = restrict(truth, read_video_list(args.videos), args.videos)
-        metrics = evaluate_frames(truth, curves, args.threshold)
-        write_report(args.out, metrics, truth, curves, inputs, dict(args.reference_roc),
-                     video_plots=not args.no_video_plots, progress=not args.no_progress,
-                     fps=fps)
-        if args.review:
-            from claws.pipeline.review import write_review  # PyAV for previews
+    if args.review and not args.scores:
+        raise argparse.ArgumentError(None, "--review writes the page into a scores folder: give "
+                                     "SCORES (run `claws score` first), not --run/--shards")
+    from claws.pipeline.evaluation import EvaluateJob, run as evaluate  # numpy, sklearn, torch
 
-            write_review(args.scores, {vid: t.frame_labels for vid, t in truth.videos.items()},
-                         progress=not args.no_progress)
-    except (AnnotationError, MetricsError, ScoresError, ShardError, FeatureMismatch,
-            FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
-    if metrics.warnings:
-        logger.warning("%d annotations clipped at the video's end (listed in summary.md)",
-                       len(metrics.warnings))
-    if metrics.unannotated:
-        logger.warning("%d scored videos are not %s and were left out", len(metrics.unannotated),
-                       f"listed in {args.videos}" if args.videos else "annotated")
-    logger.info("frame AUC %.2f%%, AP %.2f%%, false alarms %.2f%% at %g over %d videos; "
-                "report in %s", 100 * metrics.auc, 100 * metrics.average_precision,
-                100 * metrics.false_alarm_rate, args.threshold, metrics.num_videos, args.out)
-    return 0
+    return evaluate(EvaluateJob(
+        out=args.out, scores=args.scores, run=args.run, shards=args.shards, split=args.split,
+        ucf_annotations=args.ucf_annotations, ucf_frame_counts=args.ucf_frame_counts,
+        sht_masks=args.sht_masks, sht_split=args.sht_split, intervals=args.intervals,
+        videos=args.videos, threshold=args.threshold, reference_roc=dict(args.reference_roc),
+        name=args.name, video_plots=not args.no_video_plots, review=args.review,
+        progress=not args.no_progress,
+    ))

@@ -25,6 +25,7 @@ from claws.data.ucf_crime import ucf_crime_items
 from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.cpu_share import default_workers
+from claws.pipeline.options import PRECISIONS, add_list_options, add_shard_output_options
 
 if TYPE_CHECKING:
     import torch
@@ -34,8 +35,6 @@ logger = logging.getLogger(__name__)
 # The C3D network, the decoders and the job (torch, torchvision, h5py) are imported inside
 # build_network and run: `claws --help` builds this parser and must not pay for them.
 
-# --precision: the keys of claws.extract.c3d.PRECISIONS (a torch module), or auto.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -62,28 +61,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-clips", metavar="N", type=int, default=8,
                    help="clips decoded at a time per worker")
     add_shard_output_options(p, missing="that are not found")
-
-
-def add_shard_output_options(p: argparse.ArgumentParser, missing: str) -> None:
-    """Options every command that writes shards shares (extract, import-features)."""
-    p.add_argument("--shard-size", metavar="N", type=int, default=64, help="videos per shard file")
-    p.add_argument("--stats-from", metavar="PATH", type=Path, default=None,
-                   help="normalize with the statistics of an earlier run (shard dir/file or "
-                   "checkpoint); default: those of this job's training videos")
-    p.add_argument("--allow-missing", action="store_true",
-                   help=f"skip listed videos {missing} instead of stopping")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def add_list_options(ucf: argparse.ArgumentParser, sht: argparse.ArgumentParser) -> None:
-    """The split lists of UCF-Crime and ShanghaiTech (extract, import-features)."""
-    ucf.add_argument("--train-list", metavar="FILE", type=Path,
-                     help="Anomaly_Train.txt (the training videos)")
-    ucf.add_argument("--test-annotation", metavar="FILE", type=Path,
-                     help="Temporal_Anomaly_Annotation.txt or Test_Annotation.txt (the test videos)")
-    sht.add_argument("--train-list", metavar="FILE", type=Path,
-                     help="SH_Train.txt (the training videos)")
-    sht.add_argument("--test-list", metavar="FILE", type=Path, help="SH_Test.txt (the test videos)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     from claws.extract.distributed import init_rank, rank_device, shutdown
     from claws.extract.engine import default_batch_size
-    from claws.extract.finalize import existing_stats
-    from claws.extract.job import JobConfig, run_job
+    from claws.extract.job import JobConfig, existing_stats, run_job
     from claws.pipeline.checkpoint import stats_from
     from claws.pipeline.lock import folder_lock
 

@@ -1,164 +1,37 @@
-"""The review page of a scores folder: `SCORES_DIR/review/index.html`, a static site for a browser.
+"""`claws review`: a review page for a scores folder, to open in a browser.
 
-Written by `claws review SCORES_DIR`, `claws score --review` and `claws evaluate --review` (which adds
-the ground truth). It works from the file system, offline: no server, no network fetch, no
-third-party code. Layout of `review/`:
-
-    index.html        the page (triage table; `#video=ID` opens a video's view)
-    review.js, .css   the page's code and style (package data: claws/pipeline/review_assets/)
-    summaries.js      every video's summary and a SPARKLINE_POINTS-point sparkline: all the triage
-                      table loads, so a folder of hundreds of videos opens at once
-    curves/ID.js      one video's per-frame curve, events, ground truth and footage URL, loaded by a
-                      <script> tag when the video is opened (fetch() of local files is blocked on
-                      file://, a script is not)
-    previews/ID.mp4   H.264 previews of sources a browser cannot play (claws.pipeline.review_video)
-
-Every file is written atomically; curves and summaries are rewritten on each run (cheap), previews
-are kept. Shapes: N frames of a video, S sparkline points.
+Writes SCORES/review/index.html, a static site that works from the file system, offline (no server,
+no network). The triage view lists every video with its peak score, number of events, total event
+time, duration and a sparkline, sortable by each; the run's checkpoint, threshold and C3D
+precision are at the top, with a banner when the features came from random weights. A video's view
+plays the footage beside its curve: the playhead follows the video, a click on the curve seeks it,
+the events are listed and jump to their start, the threshold is drawn. Sources a browser cannot play
+(AVI, MPEG-4 part 2, frame folders) get an H.264 preview (480 px wide) transcoded once into
+review/previews/; a missing source is noted on the page. `claws score --review` and
+`claws evaluate --review` (which adds the ground truth under the curves) write the same page.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from importlib import resources
+import argparse
 from pathlib import Path
-from typing import Mapping
-
-import numpy as np
-from tqdm import tqdm
-
-from claws.data.atomic import write_text
-from claws.pipeline.events import above_threshold_runs
-from claws.pipeline.review_video import footage
-from claws.pipeline.score_outputs import EVENTS_SUFFIX, read_curves
-
-logger = logging.getLogger(__name__)
-
-REVIEW_DIR = "review"
-ASSETS = ("review.js", "review.css")  # in claws.pipeline/review_assets/
-SPARKLINE_POINTS = 80
-# Run fields shown at the top of the page (the same ones every other output carries).
-RUN_FIELDS = ("checkpoint", "checkpoint_step", "threshold", "min_duration_s", "merge_gap_s", "window")
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>CLAWS review</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="review.css">
-<script src="review.js"></script>
-<script src="summaries.js"></script>
-</head>
-<body>
-<noscript>This page needs JavaScript (no network: everything is in this folder).</noscript>
-<header id="top"></header>
-<main id="main"></main>
-</body>
-</html>
-"""
 
 
-def asset_text(name: str) -> str:
-    """The text of one of the page's static files (package data, found in an installed package too)."""
-    return resources.files("claws.pipeline").joinpath("review_assets", name).read_text("utf-8")
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `review` sub-command."""
+    p = subparsers.add_parser("review", help="a review page (triage table, video beside its curve) "
+                              "for a scores folder", description=__doc__)
+    p.add_argument("scores", type=Path, metavar="SCORES", help="scores folder written by `claws score`")
+    p.add_argument("--no-previews", action="store_true",
+                   help="do not transcode sources a browser cannot play (their view shows the curve only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
 
 
-def sparkline(frame_scores: np.ndarray, points: int = SPARKLINE_POINTS) -> list[float]:
-    """The curve reduced to at most `points` values, each the maximum of its stretch of frames
-    (a short peak stays visible in a sparkline)."""
-    scores = np.asarray(frame_scores, dtype=np.float64).reshape(-1)  # (N,)
-    edges = np.linspace(0, len(scores), min(points, len(scores)) + 1).round().astype(int)
-    return [round(float(scores[a:b].max()), 4) for a, b in zip(edges[:-1], edges[1:])]
+def run(args: argparse.Namespace) -> int:
+    """Run `claws review`; 0 on success, 2 when SCORES is not a scores folder."""
+    from claws.pipeline.review_site import write_review  # numpy, PyAV
 
-
-def truth_intervals(frame_labels: np.ndarray) -> list[list[int]]:
-    """Annotated anomalous stretches as [start_frame, end_frame) pairs (0-based, end exclusive)."""
-    return [[s, e] for s, e in above_threshold_runs(np.asarray(frame_labels, dtype=np.float32), 0.5)]
-
-
-def _script(call: str, data: object) -> str:
-    # A JS file that hands its data to the page; "</" escaped so it could be inlined too.
-    text = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    return f"{call}({text});\n"
-
-
-def _read_events(scores: Path, video_id: str) -> list[dict]:
-    data = json.loads((scores / f"{video_id}{EVENTS_SUFFIX}").read_text())
-    return list(data.get("events", []))
-
-
-def video_record(info: dict, events: list[dict], frame_scores: np.ndarray,
-                 frame_labels: np.ndarray | None) -> dict:
-    """One row of the triage table: the summary plus sparkline, event time and ground truth."""
-    row = {k: info.get(k) for k in ("video_id", "num_frames", "fps", "duration_s", "source", "label",
-                                    "class_name", "peak", "peak_s", "mean", "num_events")}
-    row["event_s"] = round(sum(e["end_s"] - e["start_s"] for e in events), 4)
-    row["sparkline"] = sparkline(frame_scores)
-    if frame_labels is not None:
-        row["truth_s"] = round(float(np.count_nonzero(frame_labels)) / float(info["fps"]), 4)
-    return row
-
-
-def run_header(rows: list[dict], scores: Path, has_truth: bool) -> dict:
-    """What the page shows at the top: folder, checkpoint, threshold, C3D precision, random weights."""
-    first = rows[0] if rows else {}
-    return {
-        "folder": str(Path(scores).resolve()),
-        **{k: first.get(k) for k in RUN_FIELDS},
-        "random_features": any(r.get("random_features") for r in rows),
-        "precision": ", ".join(sorted({str(r.get("precision", "unknown")) for r in rows})),
-        "has_truth": has_truth,
-    }
-
-
-def write_review(
-    scores: Path,
-    truth: Mapping[str, np.ndarray] | None = None,
-    previews: bool = True,
-    progress: bool = False,
-) -> Path:
-    """Write the review page of a scores folder.
-
-    Args:
-        scores: a folder written by `claws score` (index.jsonl and the per-video files).
-        truth: video id -> (N,) per-frame labels (1 anomalous) to draw under the curves; videos
-            missing from it get none.
-        previews: transcode sources a browser cannot play into review/previews/ (slow: once).
-        progress: show a progress bar.
-
-    Returns:
-        The path of index.html.
-
-    Raises:
-        ScoresError: the folder is not a complete scores folder (named, with what to do).
-    """
-    scores = Path(scores)
-    curves, rows = read_curves(scores)
-    review = scores / REVIEW_DIR
-    for name in ASSETS:
-        write_text(review / name, asset_text(name))
-    truth = truth or {}
-    videos, missing = [], 0
-    for info in tqdm(rows, unit="video", disable=not progress, dynamic_ncols=True):
-        vid = info["video_id"]
-        events = _read_events(scores, vid)
-        labels = truth.get(vid)
-        shown = footage(info, review, previews)
-        missing += shown.src is None
-        videos.append({**video_record(info, events, curves[vid], labels), "footage": shown.note})
-        write_text(review / "curves" / f"{vid}.js", _script("CLAWS.registerCurve", {
-            "video_id": vid, "fps": info["fps"], "num_frames": info["num_frames"],
-            "scores": np.round(curves[vid].astype(np.float64), 4).tolist(),
-            "events": events,
-            "truth": truth_intervals(labels) if labels is not None else None,
-            "src": shown.src, "footage": shown.note,
-        }))
-    header = run_header(rows, scores, bool(truth))
-    write_text(review / "summaries.js", _script("CLAWS.registerSummaries",
-                                                {"run": header, "videos": videos}))
-    page = write_text(review / "index.html", PAGE)
-    logger.info("review page of %d videos: %s%s", len(videos), page,
-                f" ({missing} without footage, noted on the page)" if missing else "")
-    return page
+    page = write_review(args.scores, previews=not args.no_previews, progress=not args.no_progress)
+    print(f"review page: {page}")
+    return 0

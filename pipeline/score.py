@@ -1,169 +1,87 @@
-"""The `claws score` job: score shard videos (or raw input, extracted by claws.pipeline.score_raw)
-with a checkpoint and write each video's curve, events and plot. What the command accepts and
-writes is described in claws.pipeline.score_cmd, its command line.
+"""`claws score`: per-frame anomaly curves, events and plots for new footage with a trained run.
+
+Inputs are raw videos, folders of videos, frame folders (decoded and passed through C3D with the
+weights the user gives, normalized with the CHECKPOINT's statistics, never statistics of the new
+footage), or feature shards (`--shards DIR`). Raw input is extracted into `<out>/.features/` by the
+extraction job with the checkpoint's statistics, then scored exactly like shards, so a video
+scored from raw footage equals the same video scored from its shard. Per video the scores folder
+gets <video_id>.npy (the per-frame curve), .csv (frame,time_s,score), .png (the curve, events
+shaded) and .events.json (summary and events); for the folder index.jsonl and failures.jsonl.
+Finished videos are skipped on a rerun with the same settings (checkpoint, window, threshold,
+event settings); a folder holds one set of settings, so a rerun with other settings refuses (exit
+2) unless --overwrite. One job at a time per --out (a second is refused, exit 2). Failures make
+the exit code 1. `--review` then writes the folder's review page (`claws review`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
-from claws.data.atomic import write_jsonl
-from claws.data.shards import ShardError, ShardSet, VideoInfo
-from claws.extract.c3d_weights import file_sha256
-from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
-from claws.pipeline.events import find_events
-from claws.pipeline.lock import folder_lock
-from claws.pipeline.score_outputs import (
-    FAILURES, is_complete, other_settings, remove_outputs, write_index, write_video_outputs,
-)
-from claws.pipeline.scoring import (
-    FeatureMismatch, check_feature_dim, checkpoint_window, score_shard_video,
-)
-
-logger = logging.getLogger(__name__)
-
-FEATURES_DIR = ".features"  # raw input is extracted here, inside the output folder
+from claws.extract.cpu_share import default_workers
+from claws.pipeline.options import PRECISIONS
 
 
-def _run_fields(ckpt: Checkpoint, args: argparse.Namespace, window: int) -> dict:
-    extractor = ckpt.feature_meta.get("extractor", {})
-    return {
-        "checkpoint": str(ckpt.path),
-        "checkpoint_sha256": file_sha256(ckpt.path),
-        "checkpoint_step": ckpt.step,
-        "weights_sha256": extractor.get("weights_sha256", ""),
-        "window": window,
-        "threshold": args.threshold,
-        "min_duration_s": args.min_duration,
-        "merge_gap_s": args.merge_gap,
-    }
-
-
-def check_settings(out: Path, fields: dict, overwrite: bool) -> None:
-    """Keep a scores folder to one set of settings (score_outputs.SETTINGS).
-
-    Finished videos scored with other settings make this run refuse (ValueError, exit 2) unless
-    `overwrite`, which removes their outputs: this run rescores its own videos, and the others
-    are gone rather than listed beside results of other settings.
-    """
-    others = other_settings(out, fields) if out.is_dir() else {}
-    if not others:
-        return
-    differ: dict[str, tuple] = {}
-    for found in others.values():
-        for key, values in found.items():
-            differ.setdefault(key, values)
-    shown = "; ".join(f"{key} {_short(then)} there, {_short(now)} now"
-                      for key, (then, now) in differ.items())
-    videos = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
-    if not overwrite:
-        raise ValueError(
-            f"{out} holds {len(others)} videos scored with other settings ({videos}: {shown}); "
-            "a scores folder holds one set of settings: choose another --out, or pass --overwrite "
-            "to rescore this run's videos and remove the outputs of the others")
-    for video_id in others:
-        remove_outputs(out, video_id)
-    logger.warning("--overwrite: removed the outputs of %d videos scored with other settings "
-                   "(%s: %s); this run rescores those it is given", len(others), videos, shown)
-
-
-def _short(value: object) -> str:
-    return value[:12] if isinstance(value, str) and len(value) == 64 else repr(value)
-
-
-def one_line(info: dict) -> str:
-    """The per-video summary line: duration, peak score and time, number of events."""
-    flag = "  [RANDOM C3D WEIGHTS: not real features]" if info["random_features"] else ""
-    return (f"{info['video_id']}: {info['duration_s']:.1f} s, {info['num_frames']} frames, "
-            f"peak {info['peak']:.3f} at {info['peak_s']:.1f} s, {info['num_events']} "
-            f"event{'' if info['num_events'] == 1 else 's'} "
-            f"(C3D {info.get('precision', 'unknown')}){flag}")
-
-
-def score_shards(
-    ckpt: Checkpoint, shards: ShardSet, videos: list[VideoInfo], args: argparse.Namespace,
-    fields: dict,
-) -> tuple[list[dict], int, int]:
-    """Score and write every video not yet finished, with the run `fields` (_run_fields).
-
-    Returns:
-        (failures as dicts of video, source and reason; videos scored in this call; videos skipped
-        because an earlier run finished them).
-    """
-    window = fields["window"]
-    failures = []
-    todo = [v for v in videos if args.overwrite or not is_complete(args.out, v.video_id)]
-    if len(todo) < len(videos):
-        logger.info("%d of %d videos already scored in %s; skipping them",
-                    len(videos) - len(todo), len(videos), args.out)
-    for info in tqdm(todo, unit="video", disable=args.no_progress, dynamic_ncols=True):
-        try:
-            scored = score_shard_video(ckpt, shards, info, window)
-            events = find_events(scored.frame_scores, scored.fps, args.threshold,
-                                 args.min_duration, args.merge_gap)
-            summary = write_video_outputs(args.out, scored, events, fields)
-        except (ShardError, FeatureMismatch, ValueError, OSError) as err:
-            logger.error("%s failed: %s", info.video_id, err)
-            failures.append({"video_id": info.video_id, "source": info.source_path,
-                             "reason": str(err)})
-            continue
-        tqdm.write(one_line(summary))
-    return failures, len(todo) - len(failures), len(videos) - len(todo)
-
-
-def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
-    """The shard videos to score (one split, or all)."""
-    videos = shards.select(split=split)
-    if not videos:
-        raise ShardError(f"no videos of split {split!r} in {shards.files[0].parent}")
-    return videos
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `score` sub-command."""
+    p = subparsers.add_parser(
+        "score", help="per-frame anomaly curves, events and plots for videos or shards",
+        description=__doc__,
+    )
+    p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
+                   help="videos, folders of videos, or frame folders (none with --shards)")
+    p.add_argument("--run", metavar="RUN", type=Path, required=True,
+                   help="training run directory (its latest checkpoint) or a checkpoint file")
+    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="scores folder to write")
+    p.add_argument("--shards", metavar="DIR", type=Path,
+                   help="score the videos of these feature shards instead")
+    p.add_argument("--split", choices=("train", "test"), default=None,
+                   help="with --shards: only videos of this split; default: all")
+    raw = p.add_argument_group("raw input (videos and frame folders)")
+    raw.add_argument("--weights", metavar="FILE",
+                     help="C3D weights (c3d.pickle, Keras .h5, or 'random' for a test run); "
+                     "default: the path recorded in the checkpoint")
+    raw.add_argument("--mean", metavar="FILE", type=Path,
+                     help="C3D mean cube (.npy[.bz2] or .binaryproto); default: the checkpoint's")
+    raw.add_argument("--precision", choices=PRECISIONS, default=None,
+                     help="C3D arithmetic; default: the training features'")
+    raw.add_argument("--fps", metavar="FPS", type=float, default=0.0,
+                     help="frame rate of frame folders, which carry none (0: the decoder's default)")
+    raw.add_argument("--device", metavar="DEVICE", default="cpu",
+                     help="device of C3D: cpu, cuda or cuda:N")
+    raw.add_argument("--workers", metavar="N", type=int, default=default_workers(),
+                     help="decoding worker processes (the CPUs less one)")
+    events = p.add_argument_group("events and windows")
+    events.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
+                        help="a frame whose score reaches this is anomalous")
+    events.add_argument("--min-duration", metavar="SECONDS", type=float, default=1.0,
+                        help="shortest event")
+    events.add_argument("--merge-gap", metavar="SECONDS", type=float, default=1.0,
+                        help="events closer than this are merged")
+    events.add_argument("--window", metavar="CLIPS", type=int, default=None,
+                        help="clips per scoring window; default: the training run's")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rescore finished videos; outputs in --out of videos scored with other "
+                   "settings that this run does not rescore are removed (never mixed)")
+    p.add_argument("--review", action="store_true",
+                   help="also write OUT/review/index.html, a page to watch each video beside its "
+                   "curve (see `claws review`)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `claws score`; exit code 0 when every video was scored, 1 otherwise, 2 on bad input
-    (including a folder another job holds, or one scored with other settings)."""
-    if bool(args.inputs) == bool(args.shards):
-        logger.error("give either videos/folders or --shards DIR (not both, not neither)")
-        return 2
-    try:
-        ckpt = load_checkpoint(args.run)
-    except (FileNotFoundError, ValueError) as err:
-        logger.error("%s", err)
-        return 2
-    with folder_lock(args.out, "claws score"):
-        return _score_locked(ckpt, args)
+    """Run `claws score`; 0 when every video was scored, 1 otherwise, 2 on bad input."""
+    from claws.pipeline.curves import RawFootage  # torch, h5py, matplotlib
+    from claws.pipeline.scoring import ScoreJob, run as score
 
-
-def _score_locked(ckpt: Checkpoint, args: argparse.Namespace) -> int:
-    """The rest of `run`, with the scores folder locked."""
-    try:
-        fields = _run_fields(ckpt, args, args.window or checkpoint_window(ckpt))
-        check_settings(args.out, fields, args.overwrite)
-        if args.shards:
-            shards = ShardSet(args.shards)
-            check_feature_dim(ckpt, shards.feature_dim, str(args.shards))
-            videos, failures = select_videos(shards, args.split), []
-        else:
-            from claws.pipeline.score_raw import extract_inputs  # imports C3D and decoders
-
-            shards, videos, failures = extract_inputs(ckpt, args, args.out / FEATURES_DIR)
-    except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
-        logger.error("%s", err)
-        return 2
-    failed, scored, kept = score_shards(ckpt, shards, videos, args, fields) if videos else ([], 0, 0)
-    failures += failed
-    write_jsonl(args.out / FAILURES, failures)
-    index = write_index(args.out)
-    finished = sum(1 for _ in index.read_text().splitlines())
-    logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
-                "videos", scored, kept, len(failures),
-                f" (see {args.out / FAILURES})" if failures else "", index, finished)
-    if args.review and finished:
-        from claws.pipeline.review import write_review  # PyAV for previews
-
-        write_review(args.out, progress=not args.no_progress)
-    return 1 if failures else 0
+    footage = RawFootage(
+        inputs=list(args.inputs), weights=args.weights, mean=args.mean, precision=args.precision,
+        fps=args.fps, device=args.device, workers=args.workers, progress=not args.no_progress,
+    ) if args.inputs else None
+    return score(ScoreJob(
+        run=args.run, out=args.out, footage=footage, shards=args.shards, split=args.split,
+        threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
+        window=args.window, overwrite=args.overwrite, review=args.review,
+        progress=not args.no_progress,
+    ))

@@ -1,158 +1,188 @@
-"""Score shard videos with a checkpoint: features -> clip scores -> per-frame curve.
-
-The checkpoint's normalization statistics are applied, never statistics of the new footage: a
-shard normalized with other statistics is denormalized with its own and normalized again with the
-checkpoint's. Clip scores come from claws.model.inference.clip_scores with the training windows
-(DESIGN.md "Batches and NSM windows"); frame curves from claws.data.clips (the one clip rule).
-Before scoring, the shards' feature metadata is checked against the checkpoint's: another feature
-dimension or other C3D weights is an error; random-weights features on one side only is a loud
-warning.
-
-Shapes: T clips, D feature dim, N frames.
+"""The `claws score` job: score shard videos (or raw input, extracted by claws.pipeline.curves)
+with a checkpoint and write each video's curve, events and plot into a scores folder
+(claws.pipeline.curve_files). What the command accepts and writes is described in
+claws.pipeline.score, its command line, which hands this job a `ScoreJob`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-import torch
+from tqdm import tqdm
 
-from claws.data.clips import clip_scores_to_frame_scores
-from claws.data.shards import ShardSet, VideoInfo
-from claws.model.inference import DEFAULT_WINDOW, clip_scores
-from claws.pipeline.checkpoint import Checkpoint
+from claws.data.atomic import write_jsonl
+from claws.data.shards import ShardError, ShardSet, VideoInfo
+from claws.extract.c3d_weights import file_sha256
+from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
+from claws.pipeline.events import find_events
+from claws.pipeline.lock import folder_lock
+from claws.pipeline.curve_files import (
+    FAILURES, is_complete, other_settings, remove_outputs, write_index, write_video_outputs,
+)
+from claws.pipeline.curves import (
+    FeatureMismatch, RawFootage, check_feature_dim, checkpoint_window, score_shard_video,
+)
 
 logger = logging.getLogger(__name__)
 
+FEATURES_DIR = ".features"  # raw input is extracted here, inside the output folder
 
 
-class FeatureMismatch(ValueError):
-    """Features and checkpoint come from different extractors; the message says which and how."""
+@dataclass(frozen=True)
+class ScoreJob:
+    """What `claws score` was asked to do (its options, typed)."""
+
+    run: Path  # the training run folder or checkpoint file
+    out: Path  # the scores folder
+    footage: RawFootage | None = None  # raw input; None: score `shards`
+    shards: Path | None = None  # feature shards to score instead of raw input
+    split: str | None = None  # split of `shards` to score (None: all)
+    threshold: float = 0.5  # a frame whose score reaches this is anomalous
+    min_duration: float = 1.0  # shortest event, seconds
+    merge_gap: float = 1.0  # events closer than this are merged, seconds
+    window: int | None = None  # clips per scoring window; None: the training run's
+    overwrite: bool = False  # rescore finished videos, remove those of other settings
+    review: bool = False  # also write the review page
+    progress: bool = True
 
 
-class ScoredVideo(NamedTuple):
-    """One scored video with what its outputs need."""
-
-    video_id: str
-    frame_scores: np.ndarray  # (N,) float32, exactly num_frames values
-    clip_scores: np.ndarray  # (T,) float32
-    num_frames: int
-    fps: float
-    source: str  # source video path (or shard when unknown)
-    label: int  # 1 anomalous, 0 normal, -1 unknown (from the shard)
-    class_name: str
-    random_features: bool  # features come from random C3D weights: not real features
-    precision: str  # C3D precision of the features (fp32, bf16, fp16; "imported" for published ones)
-
-
-def checkpoint_window(ckpt: Checkpoint) -> int:
-    """b, clips per scoring window: the training config's value, else the paper's 64."""
-    if "window" in ckpt.config:  # TrainConfig.window
-        return int(ckpt.config["window"])
-    logger.info("checkpoint config names no window size; scoring with b=%d", DEFAULT_WINDOW)
-    return DEFAULT_WINDOW
+def _run_fields(ckpt: Checkpoint, job: ScoreJob, window: int) -> dict:
+    extractor = ckpt.feature_meta.get("extractor", {})
+    return {
+        "checkpoint": str(ckpt.path),
+        "checkpoint_sha256": file_sha256(ckpt.path),
+        "checkpoint_step": ckpt.step,
+        "weights_sha256": extractor.get("weights_sha256", ""),
+        "window": window,
+        "threshold": job.threshold,
+        "min_duration_s": job.min_duration,
+        "merge_gap_s": job.merge_gap,
+    }
 
 
-def check_feature_dim(ckpt: Checkpoint, feature_dim: int, where: str) -> None:
-    """Fail unless features of dimension `feature_dim` are what the checkpoint was trained on."""
-    want_dim = int(ckpt.feature_meta.get("feature_dim", feature_dim))
-    if feature_dim != want_dim:
-        raise FeatureMismatch(
-            f"{where}: {feature_dim}-d features but {ckpt.path} was trained on {want_dim}-d; "
-            f"extract again with --feature-dim {want_dim}"
-        )
+def check_settings(out: Path, fields: dict, overwrite: bool) -> None:
+    """Keep a scores folder to one set of settings (curve_files.SETTINGS).
+
+    Finished videos scored with other settings make this run refuse (ValueError, exit 2) unless
+    `overwrite`, which removes their outputs: this run rescores its own videos, and the others
+    are gone rather than listed beside results of other settings.
+    """
+    others = other_settings(out, fields) if out.is_dir() else {}
+    if not others:
+        return
+    differ: dict[str, tuple] = {}
+    for found in others.values():
+        for key, values in found.items():
+            differ.setdefault(key, values)
+    shown = "; ".join(f"{key} {_short(then)} there, {_short(now)} now"
+                      for key, (then, now) in differ.items())
+    videos = ", ".join(sorted(others)[:5]) + (", ..." if len(others) > 5 else "")
+    if not overwrite:
+        raise ValueError(
+            f"{out} holds {len(others)} videos scored with other settings ({videos}: {shown}); "
+            "a scores folder holds one set of settings: choose another --out, or pass --overwrite "
+            "to rescore this run's videos and remove the outputs of the others")
+    for video_id in others:
+        remove_outputs(out, video_id)
+    logger.warning("--overwrite: removed the outputs of %d videos scored with other settings "
+                   "(%s: %s); this run rescores those it is given", len(others), videos, shown)
 
 
-def check_features(ckpt: Checkpoint, feature_dim: int, extractor: dict, where: str) -> bool:
-    """Check one video's features against the checkpoint's feature metadata.
+def _short(value: object) -> str:
+    return value[:12] if isinstance(value, str) and len(value) == 64 else repr(value)
 
-    Args:
-        ckpt: the loaded checkpoint.
-        feature_dim: D of the features.
-        extractor: the video's extractor dict (weights_sha256, random, seed, ...).
-        where: names the video and file in messages.
+
+def one_line(info: dict) -> str:
+    """The per-video summary line: duration, peak score and time, number of events."""
+    flag = "  [RANDOM C3D WEIGHTS: not real features]" if info["random_features"] else ""
+    return (f"{info['video_id']}: {info['duration_s']:.1f} s, {info['num_frames']} frames, "
+            f"peak {info['peak']:.3f} at {info['peak_s']:.1f} s, {info['num_events']} "
+            f"event{'' if info['num_events'] == 1 else 's'} "
+            f"(C3D {info.get('precision', 'unknown')}){flag}")
+
+
+def score_shards(
+    ckpt: Checkpoint, shards: ShardSet, videos: list[VideoInfo], job: ScoreJob, fields: dict,
+) -> tuple[list[dict], int, int]:
+    """Score and write every video not yet finished, with the run `fields` (_run_fields).
 
     Returns:
-        True when the features come from random C3D weights.
-
-    Raises:
-        FeatureMismatch: other feature dim, other real weights, or another random seed.
+        (failures as dicts of video, source and reason; videos scored in this call; videos skipped
+        because an earlier run finished them).
     """
-    check_feature_dim(ckpt, feature_dim, where)
-    trained = ckpt.feature_meta.get("extractor", {})
-    ours_random, theirs_random = bool(extractor.get("random")), bool(trained.get("random"))
-    ours_sha, theirs_sha = extractor.get("weights_sha256", ""), trained.get("weights_sha256", "")
-    if not ours_random and not theirs_random and ours_sha and theirs_sha and ours_sha != theirs_sha:
-        raise FeatureMismatch(
-            f"{where}: features from C3D weights sha256 {ours_sha[:12]}... but {ckpt.path} was "
-            f"trained on {theirs_sha[:12]}...; extract with the training run's weights"
-        )
-    if ours_random and theirs_random and extractor.get("seed") != trained.get("seed"):
-        raise FeatureMismatch(
-            f"{where}: random-weights features of seed {extractor.get('seed')} but the checkpoint "
-            f"was trained on seed {trained.get('seed')}: different feature spaces"
-        )
-    if ours_random != theirs_random:
-        logger.warning(
-            "!!! %s: %s features scored with a checkpoint trained on %s features: "
-            "THE SCORES MEAN NOTHING !!!", where, "RANDOM-WEIGHTS" if ours_random else "real",
-            "RANDOM-WEIGHTS" if theirs_random else "real",
-        )
-    return ours_random
+    window = fields["window"]
+    failures = []
+    todo = [v for v in videos if job.overwrite or not is_complete(job.out, v.video_id)]
+    if len(todo) < len(videos):
+        logger.info("%d of %d videos already scored in %s; skipping them",
+                    len(videos) - len(todo), len(videos), job.out)
+    for info in tqdm(todo, unit="video", disable=not job.progress, dynamic_ncols=True):
+        try:
+            scored = score_shard_video(ckpt, shards, info, window)
+            events = find_events(scored.frame_scores, scored.fps, job.threshold,
+                                 job.min_duration, job.merge_gap)
+            summary = write_video_outputs(job.out, scored, events, fields)
+        except (ShardError, FeatureMismatch, ValueError, OSError) as err:
+            logger.error("%s failed: %s", info.video_id, err)
+            failures.append({"video_id": info.video_id, "source": info.source_path,
+                             "reason": str(err)})
+            continue
+        tqdm.write(one_line(summary))
+    return failures, len(todo) - len(failures), len(videos) - len(todo)
 
 
-def score_features(
-    ckpt: Checkpoint, features: np.ndarray, num_frames: int, window: int, clip_len: int = 16
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalized clip features (T, D) to (clip scores (T,), frame scores (num_frames,))."""
-    clips = clip_scores(ckpt.model, torch.from_numpy(np.ascontiguousarray(features)), window)
-    clips = clips.float().numpy()
-    return clips, clip_scores_to_frame_scores(clips, num_frames, clip_len).astype(np.float32)
+def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
+    """The shard videos to score (one split, or all)."""
+    videos = shards.select(split=split)
+    if not videos:
+        raise ShardError(f"no videos of split {split!r} in {shards.files[0].parent}")
+    return videos
 
 
-def checkpoint_features(ckpt: Checkpoint, shards: ShardSet, video_id: str) -> np.ndarray:
-    """A video's features normalized with the checkpoint's statistics (T, D) float32."""
-    stats = ckpt.norm_stats
-    if stats.feature_dim != shards.feature_dim:
-        raise FeatureMismatch(
-            f"video {video_id}: {shards.feature_dim}-d shards, checkpoint statistics are "
-            f"{stats.feature_dim}-d"
-        )
-    same = np.array_equal(stats.mean, shards.stats.mean) and np.array_equal(
-        stats.range, shards.stats.range
-    )
-    if same:
-        return shards.features(video_id)
-    return stats.normalize(shards.features(video_id, raw=True))
+def run(job: ScoreJob) -> int:
+    """Run `claws score`; exit code 0 when every video was scored, 1 otherwise, 2 on bad input
+    (including a folder another job holds, or one scored with other settings)."""
+    if bool(job.footage and job.footage.inputs) == bool(job.shards):
+        logger.error("give either videos/folders or --shards DIR (not both, not neither)")
+        return 2
+    try:
+        ckpt = load_checkpoint(job.run)
+    except (FileNotFoundError, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    with folder_lock(job.out, "claws score"):
+        return _score_locked(ckpt, job)
 
 
-def score_shard_video(
-    ckpt: Checkpoint, shards: ShardSet, info: VideoInfo, window: int
-) -> ScoredVideo:
-    """Score one shard video with the checkpoint (features checked, then re-normalized if needed).
+def _score_locked(ckpt: Checkpoint, job: ScoreJob) -> int:
+    """The rest of `run`, with the scores folder locked."""
+    out = job.out
+    try:
+        fields = _run_fields(ckpt, job, job.window or checkpoint_window(ckpt))
+        check_settings(out, fields, job.overwrite)
+        if job.shards:
+            shards = ShardSet(job.shards)
+            check_feature_dim(ckpt, shards.feature_dim, str(job.shards))
+            videos, failures = select_videos(shards, job.split), []
+        else:
+            from claws.pipeline.curves import extract_inputs
 
-    Args:
-        ckpt: the loaded checkpoint.
-        shards: the shard set holding the video.
-        info: the video's metadata from `shards`.
-        window: b, clips per scoring window (see checkpoint_window).
+            shards, videos, failures = extract_inputs(ckpt, job.footage, out / FEATURES_DIR)
+    except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
+        logger.error("%s", err)
+        return 2
+    failed, scored, kept = score_shards(ckpt, shards, videos, job, fields) if videos else ([], 0, 0)
+    failures += failed
+    write_jsonl(out / FAILURES, failures)
+    index = write_index(out)
+    finished = sum(1 for _ in index.read_text().splitlines())
+    logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
+                "videos", scored, kept, len(failures),
+                f" (see {out / FAILURES})" if failures else "", index, finished)
+    if job.review and finished:
+        from claws.pipeline.review_site import write_review  # PyAV for previews
 
-    Returns:
-        ScoredVideo with the per-frame curve of exactly info.num_frames values.
-    """
-    where = f"{info.shard}: video {info.video_id}"
-    random_features = check_features(ckpt, shards.feature_dim, info.extractor, where)
-    features = checkpoint_features(ckpt, shards, info.video_id)
-    clips, frames = score_features(ckpt, features, info.num_frames, window, info.clip_len)
-    return ScoredVideo(
-        info.video_id, frames, clips, info.num_frames, info.fps,
-        info.source_path or str(info.shard), info.label, info.class_name, random_features,
-        feature_precision(info.extractor),
-    )
-
-
-def feature_precision(extractor: dict) -> str:
-    """The C3D precision recorded in a video's extractor dict ("imported": published features)."""
-    return str(extractor.get("precision") or ("imported" if extractor.get("imported") else "unknown"))
+        write_review(out, progress=job.progress)
+    return 1 if failures else 0

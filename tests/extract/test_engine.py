@@ -1,5 +1,6 @@
-"""The extraction engine with a fake network: clip arithmetic, batching across videos,
-a video alone equals the same video in a batch job, failures do not stop the job."""
+"""The extraction engine with a fake network: the workers' clip stream (chunks in order, a
+padded tail, a bad video failed alone), clip arithmetic, batching across videos, a video alone
+equals the same video in a batch job, failures do not stop the job."""
 
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from claws.data.videos import VideoItem
-from claws.extract.engine import extract_videos
+from claws.extract.engine import ClipStream, VideoEnd, VideoFailed, extract_videos
 from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 
 
@@ -26,6 +27,26 @@ def _run(items, network, **kw):
 def _video(tmp_path: Path, name: str, n: int, seed: int = 0) -> tuple[VideoItem, np.ndarray]:
     frames = synthetic_frames(n, 24, 32, seed=seed, event=(n // 3, n // 2 + 1))
     return VideoItem(name, write_video(tmp_path / f"{name}.mp4", frames)), frames
+
+
+def test_clip_stream_chunks_in_order_then_the_end_and_a_bad_video_fails_alone(tmp_path):
+    from claws.extract.video import decode_all
+
+    item, _ = _video(tmp_path, "v", 50)  # 4 clips: a chunk of 3, then the padded tail
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    stream = ClipStream([VideoItem("bad", bad), item], lambda clips: torch.from_numpy(clips.copy()),
+                        chunk_clips=3)
+    failed, *chunks, end = list(stream)
+    assert isinstance(failed, VideoFailed) and failed.video_id == "bad" and failed.reason
+    assert [(c.video_id, c.first_clip, len(c.clips)) for c in chunks] == [("v", 0, 3), ("v", 3, 1)]
+    assert isinstance(end, VideoEnd) and (end.video_id, end.num_frames) == ("v", 50)
+    frames = decode_all(item.path)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], 64 - 50, axis=0)])  # (64, H, W, 3)
+    clips = torch.cat([c.clips for c in chunks]).numpy()  # (4, 16, H, W, 3)
+    np.testing.assert_array_equal(clips.reshape(padded.shape), padded)
+    with pytest.raises(ValueError, match="chunk_clips must be >= 1"):
+        ClipStream([item], lambda clips: clips, chunk_clips=0)
 
 
 @pytest.mark.parametrize("num_frames", [1, 15, 16, 17, 31, 32, 33])
@@ -107,8 +128,7 @@ def test_real_crops_through_the_engine_equal_the_direct_path(tmp_path):
 def test_lazy_assembler_finishes_a_video_only_after_the_next_batch(fake):
     """On a GPU a video's features are fetched only once a later batch is queued (no wait on
     the batch just launched); a flush at the end fetches the rest."""
-    from claws.extract.engine import _Assembler
-    from claws.extract.loader import ClipChunk
+    from claws.extract.engine import ClipChunk, _Assembler
 
     assembler = _Assembler(lambda clips: clips * 2, 2, torch.device("cpu"))
     assembler.lazy = True

@@ -45,7 +45,7 @@ def _job(items, out, fake, net=None, **kw):
 def _extract_only(items, out, fake, monkeypatch):
     """Phase 1 alone: the work files of `items`, as a job killed before its shards leaves them."""
     with monkeypatch.context() as m:
-        m.setattr(job, "_finalize", lambda *args, **kwargs: [])
+        m.setattr(job, "finish_job", lambda *args, **kwargs: [])
         _job(items, out, fake)
     assert set(work_files(out)) == {i.video_id for i in items}
 
@@ -185,14 +185,14 @@ def test_disk_full_while_writing_a_shard(tmp_path, fake, monkeypatch):
     out = tmp_path / "out"
     items, frames = _videos(tmp_path / "a", {"cam0": 20, "cam1": 30, "cam2": 17})
     in_shards = []
-    real_finalize = job._finalize
+    real_finalize = job.finish_job
 
     def finalize(*args, **kwargs):
         in_shards.append(True)
         return real_finalize(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(job, "_finalize", finalize)
+        m.setattr(job, "finish_job", finalize)
         _fail_fsync(m, lambda: bool(in_shards))
         with pytest.raises(OSError, match=r"no space left in .*out.*shard-r000-00000\.h5 needs"):
             _job(items, out, fake)
@@ -212,7 +212,7 @@ out, videos, ballast = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 items = [VideoItem(p.stem, p, 0, "train") for p in sorted(videos.glob("*.mp4"))]
 def pre(frames):
     return torch.from_numpy(frames.astype(np.float32).mean(axis=(2, 3)).reshape(len(frames), -1))
-real = job._finalize
+real = job.finish_job
 def finalize(*args):  # fill the disk between the work files and the shards
     if sys.argv[4] == "fill":
         with open(ballast, "wb", buffering=0) as f:
@@ -222,7 +222,7 @@ def finalize(*args):  # fill the disk between the work files and the shards
             except OSError:
                 pass
     return real(*args)
-job._finalize = finalize
+job.finish_job = finalize
 try:
     job.run_job(items, lambda clips: clips * 2 + 1, pre, {"network": "fake", "feature_dim": 48},
                 job.JobConfig(out=out, workers=0, batch_size=4, shard_size=8, progress=False))

@@ -1,5 +1,7 @@
-"""A whole job with the fake network: statistics, shards, resume, adding videos, kill -9."""
+"""A whole job with the fake network: statistics, shards, resume, adding videos, kill -9, and
+phase 2 on its own (which statistics win, a crash between a shard and its cleanup)."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -9,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from claws.data.shards import ShardSet, normalization_range
+from claws.data.shards import NormStats, ShardSet, normalization_range
 from claws.data.videos import VideoItem
-from claws.extract.job import JobConfig, run_job
-from claws.extract.resume import work_files
+from claws.extract.job import JobConfig, run_job, video_key
+from claws.extract.resume import work_files, write_work
 from claws.extract.synthetic import synthetic_frames, write_video
 
 EXTRACTOR = {"network": "fake", "feature_dim": 48, "random": True, "precision": "fp32"}
@@ -74,6 +76,30 @@ def test_stats_from_earlier_run_and_extractor_mismatch(tmp_path, fake):
     with pytest.raises(ValueError, match="another extractor"):
         run_job(new, fake.Network(), fake.frame_means, {**EXTRACTOR, "precision": "bf16"},
                 JobConfig(out=tmp_path / "b", workers=0, progress=False))
+
+
+def test_stored_statistics_win_over_given_ones(tmp_path, fake, caplog):
+    out = tmp_path / "out"
+    _job(_items(tmp_path, [20, 30]), out, fake)
+    stored = ShardSet(out).stats
+    caplog.set_level(logging.INFO, logger="claws")
+    result, _ = _job(_items(tmp_path, [25], split="test"), out, fake, stats=NormStats.identity(48))
+    assert result.extracted == 1 and ShardSet(out).stats.source == stored.source
+    assert "with its stored statistics" in caplog.text and "normalizing with the statistics" \
+        not in caplog.text
+
+
+def test_a_work_file_already_in_a_shard_is_removed_not_written_again(tmp_path, fake):
+    """A crash after a shard was written but before its work files were deleted."""
+    out = tmp_path / "out"
+    items = _items(tmp_path, [20, 30])
+    _job(items, out, fake)
+    write_work(out, ShardSet(out).record("vtrain0", raw=True), video_key(items[0], EXTRACTOR))
+    assert set(work_files(out)) == {"vtrain0"}
+    again, net = _job(items, out, fake)
+    assert net.calls == 0 and again.skipped == 2 and again.shards == []
+    assert not work_files(out) and not (out / ".work").exists()
+    assert ShardSet(out).video_ids == ["vtrain0", "vtrain1"] and len(ShardSet(out).files) == 1
 
 
 def test_no_training_video_is_a_clear_error(tmp_path, fake):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from claws.data.clips import num_clips
-from claws.data.import_features import read_frame_counts
-from claws.data.segment_features import read_text_segments
+from claws.data.feature_files import read_frame_counts
+from claws.data.segment_files import read_text_segments
 from claws.extract.segments import (
     check_bounds, clip_segments, sultani_clip_ranges, sultani_segment_bounds, width_segment_bounds,
 )

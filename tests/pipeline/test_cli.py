@@ -138,8 +138,23 @@ def test_train_flags_carry_the_config_comments(capsys: pytest.CaptureFixture) ->
 
 def test_import_features_parser_constants_match_the_job() -> None:
     from claws.data.clips import CLIP_LEN
-    from claws.extract.import_features import MISMATCH_POLICIES
-    from claws.pipeline import import_features_cmd
+    from claws.extract.import_job import MISMATCH_POLICIES
+    from claws.pipeline import import_features
 
-    assert import_features_cmd.CLIP_LEN == CLIP_LEN
-    assert import_features_cmd.MISMATCH_POLICIES == MISMATCH_POLICIES
+    assert import_features.CLIP_LEN == CLIP_LEN
+    assert import_features.MISMATCH_POLICIES == MISMATCH_POLICIES
+
+
+def test_shared_options_are_defined_once() -> None:
+    """extract and import-features take --stats-from etc. from claws.pipeline.options."""
+    from claws.pipeline import options
+    from claws.pipeline.cli import build_parser
+
+    parser = build_parser()
+    sub = {a.dest: a for a in parser._actions if a.dest == "command"}["command"].choices
+    for path in (("extract", "footage"), ("import-features", "manifest")):
+        command = sub[path[0]]
+        command = next(a for a in command._actions if a.dest in ("dataset",)).choices[path[1]]
+        stats = next(a for a in command._actions if a.dest == "stats_from")
+        assert "earlier run" in stats.help
+    assert options.PRECISIONS[0] == "auto"

@@ -5,13 +5,9 @@ import json
 import math
 
 import numpy as np
-import pytest
 
-from claws.data.feature_sources import find_feature_files, index_feature_files
-from claws.data.import_features import FrameCount, load_clip_features, read_frame_counts
+from claws.data.feature_files import FrameCount, read_frame_counts
 from claws.data.shards import ShardSet
-from claws.data.videos import DatasetError
-from claws.extract.import_features import FramesMismatch, resolve_num_frames
 from claws.pipeline.cli import main
 
 D = 6
@@ -184,73 +180,16 @@ def test_shanghaitech_with_the_real_lists(tmp_path, shared_data):
     assert v["01_0014"].split == "train" and v["01_0014"].label == 1
 
 
-def test_frame_count_formats_of_the_real_lists(shared_data):
-    ucf = shared_data / "ucf_crime"
-    assert read_frame_counts(ucf / "Train_Annotation.txt")["Vandalism048_x264"].num_frames == 7183
-    assert read_frame_counts(ucf / "Test_Annotation.txt")["RoadAccidents021_x264"].num_frames == 155
-    new = read_frame_counts(ucf / "Temporal_Anomaly_Annotation_New.txt")
-    assert new["Abuse028_x264"].num_frames == 1412 and len(new) == 290
-    with pytest.raises(DatasetError, match="no frame count"):
-        read_frame_counts(ucf / "Temporal_Anomaly_Annotation.txt")  # the list without counts
-
-
-@pytest.mark.parametrize("count", ["many", "inf", "nan", "12.5", "-7"])
-def test_frame_counts_that_are_not_counts_name_the_line(tmp_path, count):
-    counts = tmp_path / "counts.csv"
-    counts.write_text(f"video,num_frames\ncam_a,100\ncam_b,{count}\n")
-    with pytest.raises(DatasetError, match=f"counts.csv:3: frame count '{count}' is not a whole"):
-        read_frame_counts(counts)
-    listed = tmp_path / "SH_Test_NEW.txt"
-    listed.write_text(f"01_001,0,{count}\n")
-    with pytest.raises(DatasetError, match="SH_Test_NEW.txt:1: frame count"):
-        read_frame_counts(listed)
-
-
-@pytest.mark.parametrize("rows,frames,policy,expected", [
-    (1, 1, "error", 1), (1, 16, "error", 16), (2, 17, "error", 17), (7, 100, "error", 100),
-    (6, 100, "clip", 96), (8, 100, "clip", 113), (32, 100, "clip", 497), (3, -1, "error", 48),
-])
-def test_resolve_num_frames(rows, frames, policy, expected):
-    count = FrameCount(frames, 0.0, "list.txt")
-    num_frames, _ = resolve_num_frames("v", rows, count, 16, policy)
-    assert num_frames == expected and math.ceil(num_frames / 16) == rows
-
-
-def test_resolve_num_frames_mismatch_names_the_video():
-    with pytest.raises(FramesMismatch, match="video v9: 6 feature rows"):
-        resolve_num_frames("v9", 6, FrameCount(100, 0.0, "list.txt"), 16, "error")
-
-
-def test_feature_file_index_and_shapes(tmp_path):
-    np.save(tmp_path / "a.npy", raw("a", 2))
-    np.save(tmp_path / "a_i3d.npy", raw("a", 2))
-    index = index_feature_files(tmp_path)
-    with pytest.raises(DatasetError, match="several feature files"):
-        find_feature_files(index, "a")
-    (tmp_path / "sub").mkdir()
-    np.save(tmp_path / "sub" / "b.npy", raw("b", 2))
-    np.save(tmp_path / "b.npy", raw("b", 2))
-    with pytest.raises(DatasetError, match="both hold video b"):
-        index_feature_files(tmp_path)
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for name, array in {"flat": np.zeros(5), "empty": np.zeros((0, D)), "nan": np.full((2, D), np.nan),
-                        "text": np.array(["x", "y"])}.items():
-        np.save(bad / f"{name}.npy", array)
-        with pytest.raises(ValueError, match=name):
-            load_clip_features([bad / f"{name}.npy"])
-
-
 def test_a_replaced_feature_file_is_imported_again(tmp_path, monkeypatch, caplog):
     """A work file is keyed by the file it was read from: a newer file is read again."""
-    import claws.extract.import_features as import_job
+    import claws.extract.import_job as import_job
 
     feats, manifest, counts = write_case(tmp_path)
     out = tmp_path / "out"
     args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
             str(counts), "--fps", "12", "--out", str(out)] + QUIET
     with monkeypatch.context() as m:
-        m.setattr(import_job, "write_shards", lambda *a, **k: [])  # stopped before the shards
+        m.setattr(import_job, "finish_job", lambda *a, **k: [])  # stopped before the shards
         assert main(args) == 0
     np.save(feats / "train" / "cam_a.npy", raw("cam_a", 7) + 1)  # same shape, new content
     assert main(args) == 0

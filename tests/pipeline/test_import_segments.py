@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from claws.data.clips import num_clips
-from claws.data.import_features import read_frame_counts
+from claws.data.feature_files import read_frame_counts
 from claws.data.shards import ShardSet
-from claws.data.videos import DatasetError
 from claws.extract.segments import clip_segments, sultani_segment_bounds
 from claws.pipeline.cli import main
 
@@ -187,15 +186,6 @@ def test_bounds_past_the_listed_frames_fail_the_video(tmp_path):
     failure = json.loads((tmp_path / "out" / "failures.jsonl").read_text())
     assert failure["video_id"] == "c" and "reach frame 60" in failure["reason"]
     assert "more.npz[c]" in failure["reason"]
-
-
-def test_frame_count_csv_with_extra_columns_and_repeated_rows(tmp_path, shared_data):
-    index = read_frame_counts(shared_data / "features" / "ucf_c3d32" / "index.csv")
-    assert index["Abuse002_x264"].num_frames == 865 and index["RoadAccidents022_x264"].num_frames == 716
-    bad = tmp_path / "bad.csv"
-    bad.write_text("video,num_frames,label\nv,10,1\nv,11,1\n")
-    with pytest.raises(DatasetError, match="bad.csv:3: video v has 11 frames .* line 2 says 10"):
-        read_frame_counts(bad)
 
 
 def real_lists(shared_data):

@@ -160,7 +160,7 @@ def test_damaged_scores_folder_is_named(scores, tmp_path, caplog):
 
 def test_damaged_index_line_or_events_file_is_named_with_what_to_do(
         scores, tiny_run, tiny_shards, tmp_path, caplog):
-    from claws.pipeline.score_outputs import ScoresError, read_summaries
+    from claws.pipeline.curve_files import ScoresError, read_summaries
 
     gt = tmp_path / "gt.csv"
     gt.write_text(INTERVALS)

@@ -15,12 +15,12 @@ import pytest
 from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.pipeline.cli import main
 from claws.pipeline.fake_scores import write_fake_scores
-from claws.pipeline.review import ASSETS, sparkline, truth_intervals, write_review
+from claws.pipeline.review_site import ASSETS, sparkline, truth_intervals, write_review
 from claws.pipeline.review_browser import (
     chromium_binary, dump_dom, html_attribute, page_url, screenshot,
 )
 from claws.pipeline.review_video import browser_playable, preview_size
-from claws.pipeline.score_outputs import ScoresError
+from claws.pipeline.curve_files import ScoresError
 
 FPS = 25.0
 DOCS = Path(__file__).resolve().parents[2] / "docs"

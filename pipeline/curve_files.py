@@ -31,7 +31,7 @@ import numpy as np
 from claws.data.atomic import atomic_path, save_npy, write_json, write_jsonl
 from claws.pipeline.events import Event
 from claws.pipeline.plots import plot_curve_events
-from claws.pipeline.scoring import ScoredVideo
+from claws.pipeline.curves import ScoredVideo
 
 logger = logging.getLogger(__name__)
 

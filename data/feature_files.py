@@ -1,4 +1,4 @@
-"""Published per-video feature files and the lists that describe them (for `claws import-features`).
+"""Published per-clip feature files and the lists that describe them (for `claws import-features`).
 
 Users often hold the per-video feature files that other repositories published instead of the
 videos. This module reads what is on disk:
@@ -7,7 +7,7 @@ videos. This module reads what is on disk:
   (one row per 16-frame clip) or `(T, crops, D)` (e.g. the 10-crop I3D/C3D files of RTFM-style
   repositories; the crops are averaged), or one `.npy` per crop named `<video>__<k>.npy`
   (k = 0..crops-1, each `(T, D)`; averaged too). Which file belongs to which video:
-  claws.data.feature_sources; segment-pooled files: claws.data.segment_features.
+  claws.data.feature_sources; segment-pooled files: claws.data.segment_files.
 - Frame-count lists (`read_frame_counts`), any of: UCF-Crime `Train_Annotation.txt`
   (`Class/name.mp4 NUM_FRAMES`) and `Test_Annotation.txt` (`Class/name.mp4 NUM_FRAMES Class s1 e1
   s2 e2`), `Temporal_Anomaly_Annotation_New.txt` (`name.mp4 Class s1 e1 s2 e2 NUM_FRAMES`),

@@ -1,21 +1,34 @@
-"""Import published per-video feature files into normalized shards, like an extraction job.
+"""The import job: published per-video feature files into normalized shards, like an extraction job.
 
-The same two phases as `claws.extract.job`: phase 1 reads each listed video's feature file(s)
-(per clip: claws.data.import_features; segment-pooled, `segments=N`:
-claws.extract.import_segments), checks them against the video's frame count and stores the RAW
-per-clip features as a work file (claws.extract.resume); a failure is logged in
-OUT/failures.jsonl and the rest goes on. Phase 2 picks the normalization statistics (training
-split only, or the given `stats`, or those already stored in OUT) and writes the shards
-(claws.extract.finalize). A rerun skips every video already imported from the same file(s)
-with the same settings (the work-file key, `import_key`); the feature dim of `stats` and the
-output folder are checked before the first file is read.
+The same plan and finalize steps as `claws.extract.job` (`prepare_job`, `pending_videos`,
+`finish_job`) around its own phase 1, which reads each listed video's feature file(s) (per clip:
+claws.data.feature_files; segment-pooled, `segments=N`: claws.data.segment_files and the rules
+below), checks them against the video's frame count and stores the RAW per-clip features as a
+work file (claws.extract.resume); a failure is logged in OUT/failures.jsonl and the rest goes on.
+Phase 2 picks the normalization statistics (training split only, or the given `stats`, or those
+already stored in OUT) and writes the shards. A rerun skips every video already imported from
+the same file(s) with the same settings (the work-file key, `import_key`); the feature dim of
+`stats` and the output folder are checked before the first file is read.
 
 Frame counts (per-clip mode): a video's num_frames comes from a frame-count list;
 ceil(num_frames / clip_len) must equal the file's T (its clip count), otherwise the video fails
 with a message saying what to do, unless `frames_mismatch="clip"`, which trusts T and clips
 num_frames into the range T can cover, ((T-1)*clip_len, T*clip_len]. Without a frame count,
-num_frames = clip_len * T. Segment mode has its own rules (claws.extract.import_segments). How
-num_frames was obtained is recorded per video in the extractor dict (`num_frames_source`).
+num_frames = clip_len * T. How num_frames was obtained is recorded per video in the extractor
+dict (`num_frames_source`).
+
+Segment mode (`claws import-features --segments N`): a segment file holds N rows, each the mean
+of the clip features of one segment of the video. The shards stay per CLIP, so frame curves,
+windows and ground truth remain frame-exact: every clip gets the row of the segment it falls in
+(claws.extract.segments.clip_segments). A segment's frames come, in this order, from (a) the
+`--segment-bounds` .npz (key `<prefix>/<video>/bounds`, `<video>/bounds` or `<video>`), (b) the
+width line of a .csv file, or (c) Sultani's recipe on the video's frame count, which assumes
+exactly N = `--segments` rows. Bounds from (a) or (b) describe the file's own rows, so a file
+whose row count differs from N (the vantage-vision script keeps 33 segments for some short
+videos) is accepted with them; without them it fails. Bounds from a file must have one row per
+segment. num_frames comes from the frame-count lists, else from the last frame of bounds (a) or
+(b); a video with neither fails. Each video records how it got both (`segment_bounds_source`,
+`num_frames_source`).
 
 Rows are L2-normalised first when asked (`l2_normalize`, each row in the file's dimension; a
 row of zeros stays zero), then reduced to `feature_dim` (mean of adjacent pairs).
@@ -34,17 +47,15 @@ import numpy as np
 from tqdm import tqdm
 
 from claws.data.clips import CLIP_LEN, TAIL_POLICY, num_clips
+from claws.data.feature_files import FrameCount, load_clip_features
 from claws.data.feature_sources import FeatureEntry, FeatureFileError, peek_feature_dim
-from claws.data.import_features import FrameCount, load_clip_features
-from claws.data.segment_features import read_bounds_file
+from claws.data.segment_files import bounds_key, load_segment_file, read_bounds_file
 from claws.data.shards import NormStats, VideoRecord
 from claws.data.videos import DatasetError, VideoItem, source_stamp
-from claws.extract.distributed import Rank
-from claws.extract.import_segments import SegmentOptions, SegmentsMismatch, read_segment_clips
-from claws.extract.finalize import check_given_stats, existing_stats, resolve_stats, write_shards
-from claws.extract.resume import log_failure, prepare_out, remove_empty_work_dir, write_work
-from claws.extract.resume_plan import (
-    SOURCE_FIELDS, check_same_extractor, job_work_files, log_resume, plan_resume, work_key,
+from claws.extract.job import finish_job, pending_videos, prepare_job
+from claws.extract.resume import SOURCE_FIELDS, log_failure, work_key, write_work
+from claws.extract.segments import (
+    check_bounds, clip_segments, sultani_segment_bounds, width_segment_bounds,
 )
 
 logger = logging.getLogger(__name__)
@@ -174,6 +185,113 @@ def source_of(entry: FeatureEntry, sources: tuple[Path, ...]) -> str:
     return str(path.parent)
 
 
+# --- segment mode: one video's segment-pooled file as per-clip features ----------------------
+
+class SegmentsMismatch(ValueError):
+    """A segment file's rows do not fit --segments, its bounds or its video's frame count."""
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How segment files are read (the segment part of an import config)."""
+
+    num_segments: int  # N, rows per file expected by Sultani's recipe (--segments)
+    clip_len: int  # frames per clip of the pooled features (16)
+    bounds: dict[str, np.ndarray] | None = None  # arrays of the --segment-bounds .npz
+    bounds_path: Path | None = None  # that file, recorded with each video
+    bounds_prefix: str | None = None  # --bounds-prefix: which `<prefix>/<video>/bounds` to use
+
+
+class SegmentClips(NamedTuple):
+    """One video's segment rows and which row each clip takes."""
+
+    rows: np.ndarray  # (N, D_file) float32 as stored
+    segment_of_clip: np.ndarray  # (T,) int64 index into rows
+    num_frames: int  # frames of the video
+    fields: dict  # per-video extractor fields (bounds and frame-count sources, format, ...)
+    size: int  # bytes of the file(s)
+
+
+def segment_bounds_of(
+    video_id: str, entry: FeatureEntry, num_rows: int, width: int | None, num_frames: int | None,
+    options: SegmentOptions,
+) -> tuple[np.ndarray, str]:
+    """The (N, 2) frame bounds of a video's segments and the rule that gave them (module doc).
+
+    Raises:
+        SegmentsMismatch: bounds of another row count, or the recipe's N differs from the rows.
+        FeatureFileError: bad bounds, a width that cannot be, or no way to get bounds.
+    """
+    key = None
+    if options.bounds is not None:
+        key = bounds_key(options.bounds, video_id, options.bounds_prefix, options.bounds_path)
+    if key is not None:
+        where = f"{options.bounds_path}[{key}]"
+        try:
+            bounds = check_bounds(options.bounds[key], where)
+        except ValueError as err:
+            raise FeatureFileError(f"{err}; fix the bounds file") from err
+        if len(bounds) != num_rows:
+            raise SegmentsMismatch(f"{entry.where} has {num_rows} segment rows but {where} has "
+                                   f"{len(bounds)} segments; check that both belong to this video")
+        return bounds, f"{Path(options.bounds_path).name}:{key}"
+    if width is not None:
+        try:
+            return width_segment_bounds(width, num_rows, options.clip_len), f"csv width {width}"
+        except ValueError as err:
+            raise FeatureFileError(f"{entry.where}: {err}; pass --segment-bounds instead") from err
+    if num_rows != options.num_segments:
+        raise SegmentsMismatch(
+            f"{entry.where} has {num_rows} segment rows but --segments is {options.num_segments}; "
+            "fix --segments, replace the file, or pass --segment-bounds with this video's bounds")
+    if num_frames is None:
+        raise FeatureFileError(
+            f"video {video_id}: no frame count, and {entry.where} gives no segment bounds; pass "
+            "--frame-counts with a list holding this video, or --segment-bounds")
+    return sultani_segment_bounds(num_frames, num_rows, options.clip_len), "sultani recipe"
+
+
+def read_segment_clips(
+    video_id: str, entry: FeatureEntry, count: FrameCount | None, options: SegmentOptions
+) -> SegmentClips:
+    """Read one video's segment file and assign every clip its segment.
+
+    Args:
+        video_id: the video.
+        entry: its segment file (and npz key).
+        count: its frame count from the lists, or None.
+        options: segment settings.
+
+    Raises:
+        FeatureFileError, SegmentsMismatch: the message names the file (and npz key).
+    """
+    segments = load_segment_file(entry)
+    listed = count.num_frames if count is not None and count.num_frames > 0 else None
+    bounds, bounds_source = segment_bounds_of(video_id, entry, len(segments.rows), segments.width,
+                                              listed, options)
+    last_frame = int(bounds[:, 1].max())
+    if listed is not None:
+        num_frames, frames_source = listed, f"list {count.source}"
+    else:
+        num_frames, frames_source = last_frame, f"last frame of the segment bounds ({bounds_source})"
+    covered = options.clip_len * num_clips(num_frames, options.clip_len)
+    if last_frame > covered:
+        raise SegmentsMismatch(
+            f"{entry.where}: segment bounds ({bounds_source}) reach frame {last_frame} but video "
+            f"{video_id} has {num_frames} frames ({frames_source}); the bounds or the frame count "
+            "belong to another video")
+    fields = {
+        "segment_rows": len(segments.rows), "segment_format": segments.format,
+        "segment_bounds_source": bounds_source, "num_frames_source": frames_source,
+        "source_file": str(entry.paths[0]), "npz_key": entry.key, "crops_averaged": segments.crops,
+        "original_dim": int(segments.rows.shape[1]),
+    }
+    return SegmentClips(segments.rows, clip_segments(num_frames, bounds, options.clip_len),
+                        num_frames, fields, segments.size)
+
+
+# --- one video's record, and the job ---------------------------------------------------------
+
 def read_video(
     item: VideoItem, entry: FeatureEntry, count: FrameCount | None, base: dict, config: ImportConfig,
     segment_options: SegmentOptions | None = None,
@@ -202,7 +320,7 @@ def read_video(
 
 
 def base_extractor(config: ImportConfig, feature_dim: int) -> dict:
-    """The extractor fields shared by every imported video (identity keys of resume_plan.py)."""
+    """The extractor fields shared by every imported video (identity keys: claws.extract.resume)."""
     return {
         "network": f"imported:{config.network}", "imported": True,
         "sources": [str(Path(s).resolve()) for s in config.features],
@@ -266,19 +384,10 @@ def run_import(
     """
     out = Path(config.out)
     base = base_extractor(config, _feature_dim(items, found, config))
-    given = None if config.stats is None else check_given_stats(
-        config.stats, base["feature_dim"], config.stats_origin)
-    prepare_out(out)
-    check_same_extractor(out, base)
-    stored = existing_stats(out)
+    stats = prepare_job(out, base, config.stats, config.stats_origin)
     keys = {i.video_id: import_key(i, found[i.video_id], counts.get(i.video_id), base, config)
             for i in items}
-    plan = plan_resume(out, keys)
-    log_resume(plan, out, "importing it again")
-    pending = [i for i in items if i.video_id not in plan.done]
-    if len(pending) < len(items):
-        logger.info("%d of %d videos already imported in %s; skipping them",
-                    len(items) - len(pending), len(items), out)
+    pending = pending_videos(out, items, keys, "imported", "importing it again")
     failed: list[tuple[str, str]] = []
     if pending:
         options = segment_options(config)
@@ -292,10 +401,5 @@ def run_import(
                 logger.error("%s (%s) failed: %s", item.video_id, entry.where, reason)
                 log_failure(out, item.video_id, entry.where, reason)
                 failed.append((item.video_id, reason))
-    shards = []
-    everything = job_work_files(out, keys)
-    if everything:
-        stats = resolve_stats(out, stored, everything, given, Rank(), "cpu")
-        shards = write_shards(out, everything, stats, Rank(), config.shard_size, config.created_by)
-    remove_empty_work_dir(out)
+    shards = finish_job(out, keys, stats, config.shard_size, config.created_by)
     return ImportResult(len(pending) - len(failed), len(items) - len(pending), failed, shards)

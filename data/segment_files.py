@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from claws.data.feature_sources import FeatureEntry, FeatureFileError
-from claws.data.import_features import load_clip_features
+from claws.data.feature_files import load_clip_features
 from claws.data.videos import DatasetError
 
 

@@ -13,7 +13,7 @@ import torch
 from claws.data.clips import clip_scores_to_frame_scores
 from claws.data.shards import VideoRecord, write_shard
 from claws.model.inference import clip_scores
-from claws.pipeline import score_outputs
+from claws.pipeline import curve_files
 from claws.pipeline.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
 
@@ -64,7 +64,7 @@ def test_plots_get_the_fps_threshold_and_event_rule(tiny_run, tiny_shards, tmp_p
         Path(path).write_bytes(b"png")
         return Path(path)
 
-    monkeypatch.setattr(score_outputs, "plot_curve_events", record)
+    monkeypatch.setattr(curve_files, "plot_curve_events", record)
     assert _score(tiny_run, tiny_shards, tmp_path / "s", "--threshold", "0.3",
                   "--min-duration", "0.5") == 0
     assert {vid: d[:4] for vid, d in drawn.items()} == {
@@ -137,7 +137,7 @@ def _thresholds(out: Path) -> dict[str, float]:
 def test_rerun_with_other_settings_never_mixes(tiny_run, tiny_shards, tmp_path, caplog, monkeypatch):
     """Another threshold, window or checkpoint on a finished folder: refused (exit 2, what to
     do), never skipped as if scored; --overwrite rescores and drops what it does not rescore."""
-    monkeypatch.setattr(score_outputs, "plot_curve_events",  # plots are not the point here
+    monkeypatch.setattr(curve_files, "plot_curve_events",  # plots are not the point here
                         lambda path, *args, **kwargs: Path(path).write_bytes(b"png"))
     out = tmp_path / "scores"
     (tmp_path / "extra").mkdir()  # one more video, scored into the same folder by another job

@@ -1,0 +1,274 @@
+"""How a video becomes a curve: features -> clip scores -> per-frame curve, and raw footage -> features.
+
+Features: the checkpoint's normalization statistics are applied, never statistics of the new
+footage: a shard normalized with other statistics is denormalized with its own and normalized
+again with the checkpoint's. Clip scores come from claws.model.inference.clip_scores with the
+training windows (DESIGN.md "Batches and NSM windows"); frame curves from claws.data.clips (the one
+clip rule). Before scoring, the shards' feature metadata is checked against the checkpoint's:
+another feature dimension or other C3D weights is an error; random-weights features on one side
+only is a loud warning.
+
+Raw footage (videos, folders of videos, frame folders) goes through the extraction job
+(claws.extract.job.run_job, the same decoding, C3D and shard writing as `claws extract`) into
+`<out>/.features/shards/`, normalized with the statistics stored in the checkpoint. Scoring those
+shards is then exactly scoring shards, so a video scored from raw footage equals the same video
+scored from its shard. The extraction is resumable like any extraction job.
+
+Shapes: T clips, D feature dim, N frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from claws.data.clips import clip_scores_to_frame_scores
+from claws.data.footage import footage_items
+from claws.data.shards import ShardSet, VideoInfo
+from claws.data.version import code_version
+from claws.data.videos import DatasetError, VideoItem, check_unique
+from claws.model.inference import DEFAULT_WINDOW, clip_scores
+from claws.pipeline.checkpoint import Checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+
+class FeatureMismatch(ValueError):
+    """Features and checkpoint come from different extractors; the message says which and how."""
+
+
+class ScoredVideo(NamedTuple):
+    """One scored video with what its outputs need."""
+
+    video_id: str
+    frame_scores: np.ndarray  # (N,) float32, exactly num_frames values
+    clip_scores: np.ndarray  # (T,) float32
+    num_frames: int
+    fps: float
+    source: str  # source video path (or shard when unknown)
+    label: int  # 1 anomalous, 0 normal, -1 unknown (from the shard)
+    class_name: str
+    random_features: bool  # features come from random C3D weights: not real features
+    precision: str  # C3D precision of the features (fp32, bf16, fp16; "imported" for published ones)
+
+
+def checkpoint_window(ckpt: Checkpoint) -> int:
+    """b, clips per scoring window: the training config's value, else the paper's 64."""
+    if "window" in ckpt.config:  # TrainConfig.window
+        return int(ckpt.config["window"])
+    logger.info("checkpoint config names no window size; scoring with b=%d", DEFAULT_WINDOW)
+    return DEFAULT_WINDOW
+
+
+def check_feature_dim(ckpt: Checkpoint, feature_dim: int, where: str) -> None:
+    """Fail unless features of dimension `feature_dim` are what the checkpoint was trained on."""
+    want_dim = int(ckpt.feature_meta.get("feature_dim", feature_dim))
+    if feature_dim != want_dim:
+        raise FeatureMismatch(
+            f"{where}: {feature_dim}-d features but {ckpt.path} was trained on {want_dim}-d; "
+            f"extract again with --feature-dim {want_dim}"
+        )
+
+
+def check_features(ckpt: Checkpoint, feature_dim: int, extractor: dict, where: str) -> bool:
+    """Check one video's features against the checkpoint's feature metadata.
+
+    Args:
+        ckpt: the loaded checkpoint.
+        feature_dim: D of the features.
+        extractor: the video's extractor dict (weights_sha256, random, seed, ...).
+        where: names the video and file in messages.
+
+    Returns:
+        True when the features come from random C3D weights.
+
+    Raises:
+        FeatureMismatch: other feature dim, other real weights, or another random seed.
+    """
+    check_feature_dim(ckpt, feature_dim, where)
+    trained = ckpt.feature_meta.get("extractor", {})
+    ours_random, theirs_random = bool(extractor.get("random")), bool(trained.get("random"))
+    ours_sha, theirs_sha = extractor.get("weights_sha256", ""), trained.get("weights_sha256", "")
+    if not ours_random and not theirs_random and ours_sha and theirs_sha and ours_sha != theirs_sha:
+        raise FeatureMismatch(
+            f"{where}: features from C3D weights sha256 {ours_sha[:12]}... but {ckpt.path} was "
+            f"trained on {theirs_sha[:12]}...; extract with the training run's weights"
+        )
+    if ours_random and theirs_random and extractor.get("seed") != trained.get("seed"):
+        raise FeatureMismatch(
+            f"{where}: random-weights features of seed {extractor.get('seed')} but the checkpoint "
+            f"was trained on seed {trained.get('seed')}: different feature spaces"
+        )
+    if ours_random != theirs_random:
+        logger.warning(
+            "!!! %s: %s features scored with a checkpoint trained on %s features: "
+            "THE SCORES MEAN NOTHING !!!", where, "RANDOM-WEIGHTS" if ours_random else "real",
+            "RANDOM-WEIGHTS" if theirs_random else "real",
+        )
+    return ours_random
+
+
+def score_features(
+    ckpt: Checkpoint, features: np.ndarray, num_frames: int, window: int, clip_len: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized clip features (T, D) to (clip scores (T,), frame scores (num_frames,))."""
+    clips = clip_scores(ckpt.model, torch.from_numpy(np.ascontiguousarray(features)), window)
+    clips = clips.float().numpy()
+    return clips, clip_scores_to_frame_scores(clips, num_frames, clip_len).astype(np.float32)
+
+
+def checkpoint_features(ckpt: Checkpoint, shards: ShardSet, video_id: str) -> np.ndarray:
+    """A video's features normalized with the checkpoint's statistics (T, D) float32."""
+    stats = ckpt.norm_stats
+    if stats.feature_dim != shards.feature_dim:
+        raise FeatureMismatch(
+            f"video {video_id}: {shards.feature_dim}-d shards, checkpoint statistics are "
+            f"{stats.feature_dim}-d"
+        )
+    same = np.array_equal(stats.mean, shards.stats.mean) and np.array_equal(
+        stats.range, shards.stats.range
+    )
+    if same:
+        return shards.features(video_id)
+    return stats.normalize(shards.features(video_id, raw=True))
+
+
+def score_shard_video(
+    ckpt: Checkpoint, shards: ShardSet, info: VideoInfo, window: int
+) -> ScoredVideo:
+    """Score one shard video with the checkpoint (features checked, then re-normalized if needed).
+
+    Args:
+        ckpt: the loaded checkpoint.
+        shards: the shard set holding the video.
+        info: the video's metadata from `shards`.
+        window: b, clips per scoring window (see checkpoint_window).
+
+    Returns:
+        ScoredVideo with the per-frame curve of exactly info.num_frames values.
+    """
+    where = f"{info.shard}: video {info.video_id}"
+    random_features = check_features(ckpt, shards.feature_dim, info.extractor, where)
+    features = checkpoint_features(ckpt, shards, info.video_id)
+    clips, frames = score_features(ckpt, features, info.num_frames, window, info.clip_len)
+    return ScoredVideo(
+        info.video_id, frames, clips, info.num_frames, info.fps,
+        info.source_path or str(info.shard), info.label, info.class_name, random_features,
+        feature_precision(info.extractor),
+    )
+
+
+def feature_precision(extractor: dict) -> str:
+    """The C3D precision recorded in a video's extractor dict ("imported": published features)."""
+    return str(extractor.get("precision") or ("imported" if extractor.get("imported") else "unknown"))
+
+SHARDS_DIR = "shards"
+
+
+def input_items(inputs: list[Path], fps: float = 0.0) -> list[VideoItem]:
+    """Every video and frame folder of the inputs, ids unique across all of them.
+
+    Args:
+        inputs: video files, folders of videos, frame folders, or CSV manifests.
+        fps: frame rate recorded for frame folders (0: the reader's default).
+    """
+    items = [item for source in inputs for item in footage_items(source)]
+    if fps > 0:
+        items = [replace(i, fps=fps) if i.is_frame_folder else i for i in items]
+    return check_unique(items, ", ".join(map(str, inputs)))
+
+
+@dataclass(frozen=True)
+class RawFootage:
+    """Raw input of `claws score` and how to extract it (None: as the training run did)."""
+
+    inputs: list[Path]  # video files, folders of videos, frame folders, CSV manifests
+    weights: str | None = None  # C3D weights file or "random"; None: the training features'
+    mean: Path | None = None  # mean cube; None: the training features'
+    precision: str | None = None  # C3D arithmetic; None: the training features'
+    fps: float = 0.0  # frame rate of frame folders (0: the reader's default)
+    device: str = "cpu"
+    workers: int = 1  # decoding worker processes
+    progress: bool = True
+
+
+class C3DSettings(NamedTuple):
+    """The C3D extractor to run on raw footage (the arguments of `build_extractor`)."""
+
+    weights: str
+    seed: int
+    mean: Path | None
+    feature_dim: int
+    precision: str
+
+
+def extraction_settings(ckpt: Checkpoint, footage: RawFootage) -> C3DSettings:
+    """C3D settings for the footage: the user's weights and mean, else the training run's."""
+    trained = ckpt.feature_meta.get("extractor", {})
+    weights = footage.weights
+    if weights is None:
+        weights = "random" if trained.get("random") else trained.get("weights_path")
+        if not weights or (weights != "random" and not Path(weights).is_file()):
+            raise DatasetError(
+                f"{ckpt.path} records no usable C3D weights file ({weights!r}); pass --weights"
+            )
+    mean = footage.mean
+    recorded_mean = trained.get("mean_source", "channel_means")
+    if mean is None and recorded_mean != "channel_means":
+        if not Path(recorded_mean).is_file():
+            raise DatasetError(f"the run was trained with the mean cube {recorded_mean}, which "
+                               "is not there; pass --mean")
+        mean = Path(recorded_mean)
+    return C3DSettings(
+        weights=str(weights), seed=int(trained.get("seed") or 0), mean=mean,
+        feature_dim=int(ckpt.feature_meta.get("feature_dim", 2048)),
+        precision=footage.precision or trained.get("precision") or "auto",
+    )
+
+
+def extract_inputs(
+    ckpt: Checkpoint, footage: RawFootage, folder: Path
+) -> tuple[ShardSet | None, list[VideoInfo], list[dict]]:
+    """Extract the raw inputs into `folder` with the checkpoint's statistics.
+
+    Args:
+        ckpt: the loaded checkpoint (its statistics and feature metadata are used).
+        footage: the raw input and how to extract it.
+        folder: work folder inside the scores folder.
+
+    Returns:
+        (the shards, the input videos found in them, failures as dicts with video and reason).
+    """
+    # C3D, the decoders and the extraction job: only raw input needs them.
+    from claws.extract.c3d import build_extractor
+    from claws.extract.engine import default_batch_size
+    from claws.extract.job import JobConfig, run_job
+
+    items = input_items(footage.inputs, footage.fps)
+    settings = extraction_settings(ckpt, footage)
+    built = build_extractor(settings.weights, device=footage.device, precision=settings.precision,
+                            seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
+    network, preprocess = built.network, built.preprocess
+    extractor = {**built.identity, "claws_version": code_version(commit=False)}
+    check_features(ckpt, settings.feature_dim, extractor, f"C3D weights {settings.weights}")
+    config = JobConfig(
+        out=folder / SHARDS_DIR, workers=footage.workers, device=footage.device,
+        batch_size=default_batch_size(footage.device),
+        stats=replace(ckpt.norm_stats, source=ckpt.norm_stats.source or str(ckpt.path)),
+        stats_origin=f"the checkpoint {ckpt.path}", progress=footage.progress,
+        created_by="claws score",
+    )
+    result = run_job(items, network, preprocess, extractor, config)
+    failures = [{"video_id": vid, "source": str(next(i.path for i in items if i.video_id == vid)),
+                 "reason": f"extraction: {reason}"} for vid, reason in result.failed]
+    if result.extracted == 0 and result.skipped == 0:
+        return None, [], failures
+    shards = ShardSet(folder / SHARDS_DIR)
+    videos = [shards.videos[i.video_id] for i in items if i.video_id in shards.videos]
+    return shards, videos, failures
