@@ -27,6 +27,7 @@ import logging
 import os
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,6 +38,10 @@ from claws.data.atomic import space_named, temporary_path, write_atomic
 from claws.data.shards import VideoRecord, list_shards
 
 logger = logging.getLogger(__name__)
+
+# What reading a damaged work file raises: a truncated zip (BadZipFile, EOFError), a damaged
+# member (ValueError, KeyError), or the file system (OSError).
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 # --- work files and the failure log ----------------------------------------------------------
@@ -214,9 +219,12 @@ def check_same_extractor(out: Path, extractor: dict) -> None:
     """Fail when `out` already holds features of a different extractor (weights, precision...)."""
     wanted = _identity(extractor)
     previous = next((v.extractor for v in shard_videos(out).values()), None)
-    if previous is None:
-        files = work_files(out)
-        previous = read_work(next(iter(files.values()))).extractor if files else None
+    for path in work_files(out).values() if previous is None else ():
+        try:
+            previous = read_work(path).extractor
+            break
+        except DAMAGED:  # plan_resume names it and extracts its video again
+            continue
     if previous is None:
         return
     found = _identity(previous)
@@ -284,7 +292,7 @@ def plan_resume(out: Path, keys: dict[str, dict]) -> ResumePlan:
     for vid in sorted(set(files) & set(keys) - done):
         try:
             stored = read_work_key(files[vid])
-        except (OSError, ValueError, KeyError) as err:  # a work file damaged after it was written
+        except DAMAGED as err:  # a work file damaged after it was written
             stale[vid] = f"it cannot be read ({err})"
             continue
         if stored == keys[vid]:

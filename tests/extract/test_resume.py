@@ -140,3 +140,18 @@ def test_the_work_folder_goes_once_empty(tmp_path):
     prepare_out(tmp_path)  # the next job
     remove_empty_work_dir(tmp_path)
     assert not (tmp_path / ".work").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_cut_or_empty_work_file_is_extracted_again_not_a_traceback(tmp_path, damage):
+    """A work file cut by a full disk or a crash outside our atomic writes (BadZipFile,
+    EOFError) is a stale file to redo, and does not stop the extractor check."""
+    prepare_out(tmp_path)
+    write_work(tmp_path, _record("a"), _key())
+    good = (tmp_path / ".work" / "a.npz").read_bytes()
+    (tmp_path / ".work" / "0.npz").write_bytes(good[: len(good) // 2] if damage == "truncated" else b"")
+    plan = plan_resume(tmp_path, {"a": _key(), "0": _key()})
+    assert plan.done == {"a"} and plan.stale["0"].startswith("it cannot be read (")
+    check_same_extractor(tmp_path, EXTRACTOR)  # "0.npz" sorts first and is skipped
+    with pytest.raises(ValueError, match="another extractor"):
+        check_same_extractor(tmp_path, {**EXTRACTOR, "precision": "bf16"})
