@@ -32,10 +32,9 @@ REAL_FC6_ZERO_FRACTION = 0.73  # shared/data/SOURCES.md: real C3D fc6 rows are ~
 
 def real_clips(video: Path, mean_path: Path | None, count: int) -> torch.Tensor:
     """`count` consecutive 16-frame clips of a real video, preprocessed (N, 3, 16, 112, 112)."""
-    import decord
+    from claws.extract.video import open_video
 
-    reader = decord.VideoReader(str(video))
-    frames = reader.get_batch(list(range(16 * count))).asnumpy()
+    frames = next(open_video(video, False).chunks(16 * count))
     mean = load_mean(mean_path if mean_path and mean_path.is_file() else None)
     return preprocess_clips(frames.reshape(count, 16, *frames.shape[1:]), mean)
 

@@ -2,7 +2,7 @@
 
 A dataset adapter (UCF-Crime, ShanghaiTech, a plain folder or manifest) turns what is on disk
 into a list of `VideoItem`s; the extraction engine only ever sees these. A video is either a
-file (decoded with decord) or a folder of JPEG/PNG frames (`is_frame_folder`).
+file (decoded with PyAV) or a folder of JPEG/PNG frames (`is_frame_folder`).
 
 File names are bytes. Python gives the bytes of a name that are not UTF-8 as lone surrogates
 (os.fsdecode), which UTF-8 text, JSON and HDF5 cannot hold; list files and manifests are read the

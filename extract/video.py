@@ -1,17 +1,21 @@
-"""Streaming decode: a video file (decord) or a JPEG/PNG frame folder, in chunks of frames.
+"""Streaming decode: a video file (PyAV) or a JPEG/PNG frame folder, in chunks of frames.
 
-Memory is bounded by the chunk size, never by the video length. The frame count a container
-reports can be wrong (truncated files, variable frame rate, broken indexes), so callers take
-`num_frames` from what was actually decoded. A file decord cannot open (an MP4 cut short after its
-index, a file name that is not UTF-8) is decoded with PyAV; the frames before a cut or a damaged
-frame are kept, with a warning naming the file and how many of the claimed frames decoded. Frames come out as RGB uint8 whatever the source
-(grayscale is expanded to 3 channels); sizes are whatever the source has (odd sizes included).
+Video files are decoded sequentially by PyAV, each frame once, on demand: memory is bounded by the
+chunk size, never by the video length (bench/decoders.py measured the choice against decord 0.6,
+decord2 and torchcodec: frames/s, peak memory with a slow consumer, frame-exactness). The frame
+count a container reports can be wrong (truncated files, variable frame rate, broken indexes), so
+callers take `num_frames` from what was actually decoded. The frames before a cut (an MP4 cut
+short after its index, a truncated AVI) or a damaged frame are kept, with a warning naming the
+file and how many of the claimed frames decoded. Any file name works, UTF-8 or not. Frames come out
+as RGB uint8 whatever the source (grayscale is expanded to 3 channels); sizes are whatever the
+source has (odd sizes included).
 
 Shapes: (n, H, W, 3) uint8 per chunk.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -28,6 +32,7 @@ from claws.data.videos import FRAME_SUFFIXES, printable
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0  # recorded when neither the source nor the dataset knows its frame rate
+DECODER = "pyav"  # what decodes video files (bench/decoders.py reports it in its "claws" row)
 
 
 class DecodeError(RuntimeError):
@@ -88,7 +93,15 @@ class _Claim(NamedTuple):
 
 
 class VideoFileReader:
-    """Frames of a video file decoded by decord, in order, chunk by chunk; PyAV where decord fails.
+    """Frames of a video file decoded by PyAV, in order, chunk by chunk, each frame decoded once.
+
+    PyAV decodes on demand in the consumer's thread: nothing is decoded ahead while the consumer
+    is busy, so memory is bounded by the chunk size (bench/decoders.py: +28 MB for a 10-minute
+    320x240 video over a 1-minute one with a slow consumer). decord 0.6, used before, decoded ahead
+    into an unbounded queue; the seek after every chunk that emptied it took 3-4x the CPU time,
+    did not bound memory (+205-224 MB) and, on Megamind.avi (MPEG-4 with B-frames), returned
+    frame 30 as frame 128 and so on to the end. The container is opened once: the frame decoded to
+    check the file is the first frame of the first chunk.
 
     `reported_frames` is what the container claims (its frame count, or its duration times its
     frame rate when it stores no count), so a truncated file shows as fewer frames decoded than
@@ -96,41 +109,31 @@ class VideoFileReader:
     """
 
     def __init__(self, path: Path, fps: float = 0.0, threads: int = 1) -> None:
-        import decord  # imported here: only decoding workers need it
-
         self.path = Path(path)
         if not self.path.is_file():
             raise DecodeError(f"{self.path}: video file does not exist")
         if self.path.stat().st_size == 0:
             raise DecodeError(f"{self.path}: empty file (0 bytes)")
-        self._claim = _probe(self.path)
-        try:
-            self._reader = decord.VideoReader(str(self.path), num_threads=threads)
-        except (RuntimeError, UnicodeEncodeError, decord.DECORDError) as err:
-            # An MP4 cut short after its index: decord's constructor reads past the end and
-            # fails, while PyAV (which decoded a frame in _probe) decodes up to the cut. A file
-            # name that is not UTF-8: decord takes only UTF-8 paths, PyAV any file name.
-            logger.info("%s: decord cannot open it (%s); decoding with PyAV",
-                        printable(str(self.path)), _first_line(err))
-            self._reader = None
-            indexed, avg = 0, self._claim.fps
-        else:
-            indexed, avg = len(self._reader), float(self._reader.get_avg_fps())
-            if indexed == 0:
-                raise DecodeError(f"{self.path}: the container holds zero frames")
-        self._indexed = indexed  # frames decord can address (a cut AVI: only those present)
-        self.reported_frames = max(indexed, self._claim.frames)
-        self.fps = avg if math.isfinite(avg) and avg > 0 else (fps if fps > 0 else DEFAULT_FPS)
+        self._threads = threads
+        self._claim, self._opened = _open(self.path, threads)
+        self.reported_frames = self._claim.frames
+        rate = self._claim.fps
+        self.fps = rate if math.isfinite(rate) and rate > 0 else (fps if fps > 0 else DEFAULT_FPS)
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks; stops at the first frame
         that cannot be decoded (a truncated file), logging how many of the reported were kept."""
+        opened, self._opened = self._opened, None
+        if opened is None:  # a second pass over the file
+            opened = _open(self.path, self._threads)[1]
+        container, frames = opened
         decoded = 0
-        source = pyav_chunks(self.path, chunk_frames) if self._reader is None \
-            else self._decord_chunks(chunk_frames)
-        for chunk in source:
-            decoded += len(chunk)
-            yield chunk
+        try:
+            for chunk in _rgb_chunks(frames, chunk_frames, self.path):
+                decoded += len(chunk)
+                yield chunk
+        finally:
+            container.close()
         self._check_count(decoded)
 
     def _check_count(self, decoded: int) -> None:
@@ -140,108 +143,92 @@ class VideoFileReader:
         frame rate), so it is allowed 1% or 2 frames, whichever is more.
         """
         claimed = self.reported_frames
-        estimated = not self._claim.exact and self._indexed < claimed
+        estimated = not self._claim.exact
         if decoded < claimed - (max(2, claimed // 100) if estimated else 0):
             about = "about " if estimated else ""
             logger.warning("%s: kept %d of %s%d frames the container claims; the rest cannot be "
                            "decoded (truncated or damaged file)", printable(str(self.path)),
                            decoded, about, claimed)
 
-    def _decord_chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
-        """decord's frames; when decord cannot decode the first chunk (it fails on some frame
-        sizes, e.g. 48x40), the whole video is decoded sequentially with PyAV instead."""
-        import decord
 
-        for start in range(0, self._indexed, chunk_frames):
-            stop = min(start + chunk_frames, self._indexed)
-            try:
-                chunk = self._reader.get_batch(list(range(start, stop))).asnumpy()
-                if chunk.ndim != 4 or chunk.shape[-1] != 3:
-                    raise RuntimeError(f"decord returned frames of shape {chunk.shape}")
-            except (RuntimeError, decord.DECORDError) as err:
-                if start == 0:
-                    logger.warning("%s: decord failed (%s); decoding with PyAV", self.path,
-                                   _first_line(err))
-                    yield from pyav_chunks(self.path, chunk_frames)
-                    return
-                chunk = self._frame_by_frame(start, stop)
-            if len(chunk):
-                yield chunk
-                if stop < self._indexed:
-                    self._drop_read_ahead()
-            if len(chunk) < stop - start:
-                return
-
-    def _drop_read_ahead(self) -> None:
-        """Free the frames decord decoded ahead while the consumer held the last chunk.
-
-        decord's threaded decoder keeps decoding into an unbounded frame queue while nobody asks
-        for frames (dmlc/decord#157, #208). With a consumer slower than the decoder (C3D on a CPU
-        behind a full DataLoader queue) the queue grows with the video's length: measured +650 MB
-        on a 10-minute 320x240 video at 0.1 s per 128-frame chunk. A seek flushes that queue; the
-        next get_batch seeks accurately back to where we were (decoding from the previous
-        keyframe), which costs decode time only when decoding is not the bottleneck anyway, as it
-        is done only when the consumer took longer than the decoding of the chunk.
-        """
-        self._reader.seek(0)
-
-    def _frame_by_frame(self, start: int, stop: int) -> np.ndarray:
-        import decord
-
-        frames = []
-        for index in range(start, stop):
-            try:
-                frames.append(self._reader[index].asnumpy())
-            except (RuntimeError, decord.DECORDError):
-                break
-        return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
-
-
-def _probe(path: Path) -> _Claim:
-    """Open the container with PyAV and decode one frame before decord sees the file.
-
-    decord keeps broken global state after it fails to open a file: the next video opened in the
-    same process can come out with 4 channels or fail to copy frames. Rejecting unreadable
-    files here keeps decord away from them.
+def _open(path: Path, threads: int) -> tuple[_Claim, tuple]:
+    """Open the container with PyAV and decode its first frame.
 
     Returns:
-        What the container claims: its frame count, or (Matroska, which stores none) its
-        duration times its frame rate, rounded.
+        What the container claims (its frame count, or, for Matroska, which stores none, its
+        duration times its frame rate, rounded) and (container, frames): the open container and
+        an iterator over all its frames, the one decoded here first.
+
+    Raises:
+        DecodeError: no video stream, no decodable frame, or FFmpeg cannot read the file.
     """
     import av
 
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DecodeError(f"{path}: unreadable video (no video stream)")
-            stream = container.streams.video[0]
-            rate = float(stream.average_rate or stream.guessed_rate or 0)
-            next(container.decode(video=0))
-            if stream.frames > 0:
-                return _Claim(int(stream.frames), True, rate)
-            seconds = container.duration / 1e6 if container.duration else 0.0  # AV_TIME_BASE
-            return _Claim(round(seconds * rate), False, rate)
-    except StopIteration as err:
-        raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
+        container = av.open(str(path))  # any file name: str() keeps non-UTF-8 bytes as escapes
     except av.FFmpegError as err:
         raise DecodeError(f"{path}: unreadable video ({_first_line(err)})") from err
-
-
-def pyav_chunks(path: Path, chunk_frames: int) -> Iterator[np.ndarray]:
-    """Sequential PyAV decode in chunks (the fallback decoder); stops at a decode error."""
-    import av
-
-    batch = []
     try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                batch.append(frame.to_ndarray(format="rgb24"))
-                if len(batch) == chunk_frames:
-                    yield np.stack(batch)
-                    batch = []
+        if not container.streams.video:
+            raise DecodeError(f"{path}: unreadable video (no video stream)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame and slice threads when threads > 1
+        stream.thread_count = threads  # 0: FFmpeg's choice
+        rate = float(stream.average_rate or stream.guessed_rate or 0)
+        frames = _decoded(container, stream)
+        first = next(frames)
+        if stream.frames > 0:
+            claim = _Claim(int(stream.frames), True, rate)
+        else:
+            seconds = container.duration / 1e6 if container.duration else 0.0  # AV_TIME_BASE
+            claim = _Claim(round(seconds * rate), False, rate)
+    except StopIteration as err:
+        container.close()
+        raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
     except av.FFmpegError as err:
-        logger.warning("%s: PyAV stopped at a decode error (%s); keeping the frames before it",
-                       path, _first_line(err))
+        container.close()
+        raise DecodeError(f"{path}: unreadable video ({_first_line(err)})") from err
+    except BaseException:
+        container.close()
+        raise
+    return claim, (container, itertools.chain([first], frames))
+
+
+def _decoded(container, stream) -> Iterator:
+    """Every frame of `stream`, in order: the one place where video frames are decoded."""
+    yield from container.decode(stream)
+
+
+def _rgb_chunks(frames: Iterator, chunk_frames: int, path: Path) -> Iterator[np.ndarray]:
+    """(n <= chunk_frames, H, W, 3) uint8 RGB chunks of PyAV frames; stops at a decode error.
+
+    One swscale context converts the whole video (PyAV's frame.to_ndarray(format="rgb24") builds
+    one per frame: half the speed at 320x240, same pixels). Frames are converted to the first
+    frame's size should the stream change size midway.
+    """
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    batch: list[np.ndarray] = []
+    size, resized = None, False
+    try:
+        for frame in frames:
+            if size is None:
+                size = (frame.width, frame.height)
+            elif (frame.width, frame.height) != size and not resized:
+                resized = True
+                logger.warning("%s: the frame size changes from %dx%d to %dx%d; frames are scaled "
+                               "to the first size", printable(str(path)), *size, frame.width,
+                               frame.height)
+            rgb = reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24")
+            batch.append(rgb.to_ndarray())
+            if len(batch) == chunk_frames:
+                yield np.stack(batch)
+                batch = []
+    except av.FFmpegError as err:
+        logger.warning("%s: decoding stopped at an error (%s); keeping the frames before it",
+                       printable(str(path)), _first_line(err))
     if batch:
         yield np.stack(batch)
 

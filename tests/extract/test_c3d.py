@@ -242,11 +242,11 @@ def test_resize_is_opencv_inter_linear_and_within_one_level_of_float_bilinear(sh
     full frame, then cropped); a float bilinear resize rounded half up differs by one level at
     most, in a minority of pixels, on real frames and odd sizes."""
     import cv2
-    import decord
     import torch.nn.functional as F
 
-    reader = decord.VideoReader(str(shared_data / "videos" / "vtest.avi"))
-    real = reader.get_batch(list(range(16))).asnumpy()  # (16, H, W, 3) RGB
+    from claws.extract.video import open_video
+
+    real = next(open_video(shared_data / "videos" / "vtest.avi", False).chunks(16))  # RGB
     odd = np.random.default_rng(0).integers(0, 256, (16, 37, 53, 3), dtype=np.uint8)
     for frames in (real, odd):
         crops = c3d.crop_clips(frames[None])[0]  # (16, 112, 112, 3) BGR
