@@ -37,7 +37,7 @@ from claws.extract.c3d_mean import load_mean
 from claws.extract.cpu_share import default_workers
 from claws.extract.video import decode_all
 
-from rates import long_video, median, network_rate, pipeline_rate, stream_peak_rss_mb
+from rates import crop_rate_per_core, long_video, median, network_rate, pipeline_rate, stream_peak_rss_mb
 
 SHARED = Path(os.environ.get("CLAWS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CPU = torch.device("cpu")
@@ -102,6 +102,9 @@ def main() -> None:
         clip_video = write_video(Path(tmp) / "clip.avi", frames, fps=10.0, codec="mpeg4")
         frames = decode_all(clip_video)  # the frames the pipeline will decode (MPEG-4 is lossy)
         result.update(video=args.video.name, frames=len(frames), clips=len(frames) // 16)
+        # What each clip costs a worker (decode + crop, one thread): the pipeline keeps up with a
+        # network that needs N core-ms per clip while this stays a small share of N.
+        result["worker_core_ms_per_clip"] = round(1000 / crop_rate_per_core(VideoItem("clip", clip_video)), 1)
         fp32 = None
         for precision in args.precisions:
             if precision != "fp32" and not (default_precision("cpu") == "bf16"):

@@ -39,7 +39,7 @@ from claws.extract.cpu_share import default_workers
 from claws.extract.engine import default_batch_size
 from claws.extract.synthetic import synthetic_frames, write_video
 
-from rates import median, network_rate, pipeline_rate, synchronize
+from rates import crop_rate_per_core, median, network_rate, pipeline_rate, synchronize
 
 SHARED = Path(os.environ.get("CLAWS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 UCF_CRIME_CLIPS = 864_000  # 1,900 videos, 128 hours at 30 fps, 16-frame clips
@@ -108,24 +108,6 @@ def footage(folder: Path, videos: int, seconds: float) -> list[VideoItem]:
     for i in range(1, videos):
         items.append(VideoItem(f"cam{i:02d}", Path(shutil.copyfile(first, folder / f"cam{i:02d}.mp4"))))
     return items
-
-
-def crop_rate_per_core(item: VideoItem) -> float:
-    """clips/s of decode + resize + crop in this process with one thread (one worker's work)."""
-    import cv2
-
-    from claws.extract.engine import ClipChunk, stream_video
-
-    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    try:
-        start = time.perf_counter()
-        clips = sum(len(r.clips) for r in stream_video(item, crop_clips, 8) if isinstance(r, ClipChunk))
-        return clips / (time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(cv_threads)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from claws.data.videos import VideoItem
+from claws.extract.c3d import crop_clips
 from claws.extract.engine import extract_videos
 
 
@@ -54,6 +55,24 @@ def pipeline_rate(items: list[VideoItem], network, preprocess, *, batch_size: in
     if failed:
         raise RuntimeError(f"the bench's videos failed to extract: {failed}")
     return counters["clips"] / (time.perf_counter() - start), done
+
+
+def crop_rate_per_core(item: VideoItem) -> float:
+    """clips/s of decode + resize + crop in this process with one thread (one worker's work)."""
+    import cv2
+
+    from claws.extract.engine import ClipChunk, stream_video
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        start = time.perf_counter()
+        clips = sum(len(r.clips) for r in stream_video(item, crop_clips, 8) if isinstance(r, ClipChunk))
+        return clips / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
 
 
 def stream_peak_rss_mb(path: Path, chunk_clips: int = 8, consumer_ms: float = 0.0) -> float:
