@@ -137,7 +137,15 @@ class Trainer:
         pairs = window_order(self.data.train.windows_per_video, self.config.rbs, self.config.seed, self.epoch)
         return self.first_window[pairs[:, 0].to(self.device)] + pairs[:, 1].to(self.device)
 
+    def _epoch_finished(self) -> bool:
+        """Whether the next CLAWS step needs a new epoch (none started yet, or all windows seen)."""
+        return self.config.model == "claws" and (
+            self.order is None or self.position >= len(self.order))
+
     def _start_epoch(self) -> None:
+        """The epoch boundary: the epoch's window order and the clustering loss's 2-means."""
+        if self.order is not None:
+            self.epoch += 1
         self.order, self.position = self._epoch_order(), 0
         if self.config.clustering:
             self.clusters, figures = epoch_clusters(
@@ -150,16 +158,13 @@ class Trainer:
             self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
 
     def _losses(self) -> tuple[dict, dict]:
+        """Loss terms and guards of the next step (CLAWS: the epoch's next windows)."""
         config = self.config
         if config.model == "mil":
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
             terms = mil_step(self.model, self.segments, self.data.train.labels,
                              config.mil_videos_per_class, config, generator)
             return terms, {}
-        if self.order is None or self.position >= len(self.order):
-            if self.order is not None:
-                self.epoch += 1
-            self._start_epoch()
         windows = self.order[self.position : self.position + config.windows_per_iteration]
         self.position += len(windows)
         out = claws_step(self.model, self.data.train, windows, self.clusters, config)
@@ -184,11 +189,17 @@ class Trainer:
         return record
 
     def fit(self) -> None:
-        """The loop: loss, backward, step; log, validate and checkpoint on schedule."""
+        """The loop: (epoch boundary,) loss, backward, step; log, validate and checkpoint on
+        schedule. The time of an epoch's clustering is logged on its own line, not in the step rate.
+        """
         config = self.config
         bar = tqdm(total=config.iterations, initial=self.step, desc="train", unit="it", disable=None)
         tick, tick_step = time.perf_counter(), self.step
         while self.step < config.iterations:
+            if self._epoch_finished():
+                started = time.perf_counter()
+                self._start_epoch()
+                tick += time.perf_counter() - started  # iterations_per_s counts steps only
             terms, guards = self._losses()
             if not torch.isfinite(terms["total"]):
                 raise FloatingPointError(f"step {self.step}: non-finite loss {({k: float(v) for k, v in terms.items()})}")

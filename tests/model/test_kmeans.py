@@ -81,3 +81,58 @@ def test_cuda_result_matches_cpu() -> None:
     gpu = batched_kmeans(points.cuda(), counts.cuda(), seed=1)
     assert gpu.assignments.is_cuda
     assert torch.equal(cpu.assignments, gpu.assignments.cpu())
+
+
+def _assert_same(a, b) -> None:
+    assert a.iterations == b.iterations
+    assert torch.equal(a.assignments, b.assignments)
+    assert torch.equal(a.centres, b.centres) and torch.equal(a.inertia, b.inertia)
+
+
+@pytest.mark.parametrize("tol,max_iter", [(0.0, 100), (1e-3, 100), (0.0, 4), (1e-2, 100)])
+def test_skipping_converged_blocks_is_bitwise_the_full_loop(tol: float, max_iter: int) -> None:
+    """Many blocks of 16 videos, some converging at once, some slowly (overlapping blobs), one-
+    and two-point videos (empty clusters): skipping converged blocks changes nothing."""
+    rng = np.random.default_rng(4)
+    sizes = [int(s) for s in rng.integers(1, 300, 70)] + [1, 2, 1]
+    videos = _videos(rng, [max(s, 2) for s in sizes[:-3]], dim=24, gap=1.5) + [
+        np.ones((1, 24), np.float32), np.zeros((2, 24), np.float32), np.ones((1, 24), np.float32)]
+    points = torch.from_numpy(np.concatenate(videos))
+    counts = torch.tensor([len(v) for v in videos])
+    full = batched_kmeans(points, counts, seed=5, tol=tol, max_iter=max_iter, skip_converged=False)
+    fast = batched_kmeans(points, counts, seed=5, tol=tol, max_iter=max_iter)
+    _assert_same(fast, full)
+
+
+def test_skipping_computes_fewer_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the block of the slow video is still computed after the first iterations."""
+    import claws.model.kmeans as kmeans
+
+    rng = np.random.default_rng(5)
+    # 3 blocks; the separated videos converge at once, the long overlapping one (block 3) late
+    videos = _videos(rng, [40] * 47, dim=8, gap=8.0) + _videos(rng, [3000], dim=8, gap=0.3)
+    points, counts = torch.from_numpy(np.concatenate(videos)), torch.tensor([len(v) for v in videos])
+    calls = []
+    block_distances = kmeans._block_distances
+    monkeypatch.setattr(kmeans, "_block_distances", lambda *a: calls.append(a[-1]) or block_distances(*a))
+    result = batched_kmeans(points, counts, seed=0, tol=0.0)
+    lloyd = calls[2 * 3 : -3]  # less the seeding's 2 passes and the final one, 3 blocks each
+    assert result.iterations > 6 and len(lloyd) < 1.5 * result.iterations
+
+
+def test_stopping_at_the_fixed_point_gives_the_clusters_of_more_iterations() -> None:
+    """tol=0 stops when no point moved; the clusters are those more iterations would keep."""
+    rng = np.random.default_rng(6)
+    videos = _videos(rng, [120, 80, 300, 33], dim=6, gap=1.0)
+    points, counts = torch.from_numpy(np.concatenate(videos)), torch.tensor([len(v) for v in videos])
+    converged = batched_kmeans(points, counts, seed=2, tol=0.0, max_iter=1000)
+    assert converged.iterations < 1000
+    again = batched_kmeans(points, counts, seed=2, tol=0.0, max_iter=converged.iterations + 50,
+                           skip_converged=False)
+    _assert_same(converged, again)
+    # the centres are the means of the clusters: one more Lloyd update would not move them
+    for v, rows in enumerate(converged.assignments.split(counts.tolist())):
+        video = points[int(counts[:v].sum()) : int(counts[: v + 1].sum())]
+        for c in (0, 1):
+            if (rows == c).any():
+                torch.testing.assert_close(converged.centres[v, c], video[rows == c].mean(0))

@@ -268,3 +268,33 @@ def test_resume_from_damaged_last_names_intact_step_checkpoints(
     (folder / "step-50.pt").replace(folder / "last.pt")  # what the message says to do
     assert main(["train", "--resume", str(run), "--iterations", "70"]) == 0
     assert load_checkpoint(run).step == 70
+
+
+def test_kmeans_skipping_converged_blocks_trains_bitwise_like_the_full_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: the epoch's k-means skipping converged blocks and videos changes the speed of a
+    run, not its results: the same run with the full Lloyd loop (the code before the change) ends
+    with bitwise the same weights, optimizer state and metrics, clustering lines included."""
+    import functools
+
+    import claws.pipeline.train_steps as steps_module
+    from claws.model.kmeans import batched_kmeans
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=40)  # 3 k-means blocks
+    extra = {"iterations": 90, "log_every": 10, "windows_per_iteration": 8}
+    new = train(_config(tmp_path, shards, name="new", **extra))
+    monkeypatch.setattr(steps_module, "batched_kmeans",
+                        functools.partial(batched_kmeans, skip_converged=False))
+    old = train(_config(tmp_path, shards, name="old", **extra))
+    a, b = load_checkpoint(new), load_checkpoint(old)
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+    states = a.training_state["optimizer"]["state"], b.training_state["optimizer"]["state"]
+    assert all(torch.equal(states[0][i]["square_avg"], states[1][i]["square_avg"]) for i in states[1])
+    assert torch.equal(a.training_state["assignments"], b.training_state["assignments"])
+
+    def lines(run: Path) -> list[dict]:
+        timing = ("iterations_per_s", "representation_s", "kmeans_s")
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert lines(new) == lines(old) and [m["kind"] for m in lines(new)].count("clustering") >= 3
