@@ -36,14 +36,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from claws.model.kmeans import batched_kmeans
 from claws.model.windows import num_windows
 from claws.pipeline.checkpoint import build_model
 from claws.pipeline.config import TrainConfig
-from claws.pipeline.train import model_args
-from claws.pipeline.train_steps import claws_step, clip_representation, cluster_state
+from claws.pipeline.training import model_args
+from claws.pipeline.training_steps import claws_step, clip_representation, cluster_state
 from claws.pipeline.training_data import load_videos
 
 UCF = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf_crime" / "Train_Annotation.txt"
@@ -177,6 +176,8 @@ def main() -> None:
 
     sklearn = {}
     if args.sklearn_videos:  # torch batched k-means vs a loop of scikit-learn KMeans, 512-d points
+        from sklearn.cluster import KMeans  # the test extra
+
         torch.set_num_threads(config.cpu_threads)
         points = torch.randn(args.sklearn_videos * 250, 512)
         points[::2] += 0.5

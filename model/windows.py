@@ -29,6 +29,15 @@ class VideoWindows(NamedTuple):
     valid: Tensor  # (W, b) bool, False at the cyclic padding of the last window
 
 
+SEED_STRIDE = 1_000_003  # a prime larger than any epoch or step count a run reaches
+
+
+def derived_seed(seed: int, index: int) -> int:
+    """The seed of a run's `index`-th random stream (an epoch's window order, its clustering, a
+    MIL step's draw): distinct for every (seed, index) of a run, the same on every machine."""
+    return int(seed) * SEED_STRIDE + int(index)
+
+
 def num_windows(num_clips: int, window: int) -> int:
     """ceil(num_clips / window): how many windows a video of num_clips clips makes."""
     if num_clips < 1:
@@ -74,7 +83,7 @@ def window_order(
         raise ValueError("no videos to draw windows from")
     if (counts < 1).any():
         raise ValueError("every video has at least one window")
-    generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch))
     videos = torch.repeat_interleave(torch.arange(len(counts)), counts)
     starts = torch.cumsum(counts, 0) - counts
     windows = torch.arange(int(counts.sum())) - torch.repeat_interleave(starts, counts)

@@ -21,7 +21,7 @@ from claws.data.version import code_version
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "extract", "import_features", "shards", "train_cmd", "score", "evaluate", "review",
+    "extract", "import_features", "shards", "train", "score", "evaluate", "review",
     "demo",
 )
 

@@ -36,9 +36,10 @@ class TrainConfig:
     feature_dim: int = 2048  # d of the shards' features (paper 4.3: 2048); checked before training
     seed: int = 0  # seeds weights, dropout, window order, k-means, validation split
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:N"
-    # torch intra-op threads on the CPU (0 = torch's default). The model is small (b x 2048 ->
-    # 512 -> 32), so thread start-up dominates: one thread ran 4.4x faster than two on the 2-core
-    # development machine while other jobs ran (bench/train.py measures it).
+    # torch intra-op threads on the CPU (0 = torch's default). Results are the same for any count;
+    # which is faster depends on the machine's other load: on the 2-core development machine two
+    # threads took 0.75x the step time of one when idle, 7x when other jobs held both cores
+    # (bench/train.py measures it).
     cpu_threads: int = 1
     feature_dtype: str = "float32"  # in-memory storage of training features: float32 or float16
     iterations: int = 100_000  # optimizer steps (paper 4.3: 100k)

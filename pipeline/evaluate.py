@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.review and not args.scores:
         raise argparse.ArgumentError(None, "--review writes the page into a scores folder: give "
                                      "SCORES (run `claws score` first), not --run/--shards")
-    from claws.pipeline.evaluation import EvaluateJob, run as evaluate  # numpy, sklearn, torch
+    from claws.pipeline.evaluation import EvaluateJob, run as evaluate  # numpy, matplotlib, torch
 
     return evaluate(EvaluateJob(
         out=args.out, scores=args.scores, run=args.run, shards=args.shards, split=args.split,

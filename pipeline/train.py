@@ -1,307 +1,94 @@
-"""`claws train`: the one training loop for CLAWS Net (and its Table 3 ablations) and MIL.
+"""`claws train`: the command line of the training loop (claws.pipeline.training).
 
-One iteration is one optimizer step on `windows_per_iteration` windows of b=64 consecutive clips
-(paper 4.3: "batch size b is set to 64 feature vectors"); an epoch is one pass over all windows
-of all training videos, at the start of which the clustering loss's 2-means is recomputed. MIL
-steps on 30 anomalous + 30 normal videos. Everything a resumed run needs (optimizer, scheduler,
-RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every checkpoint, and
-all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
-reproduces the uninterrupted run exactly. The command line is claws.pipeline.train_cmd.
+One `--key value` flag per TrainConfig field, documented by the field's comment in
+pipeline/config.py. Building the parser imports no torch; the loop is imported when it runs.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import argparse
+import textwrap
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
-from claws.model.windows import window_order
-from claws.pipeline.checkpoint import (
-    build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
+from claws.pipeline.config import (
+    CHOICES, PRESETS, RESUME_OVERRIDABLE, TrainConfig, field_help, field_types, load_config,
+    parse_value,
 )
-from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
-from claws.pipeline.lock import folder_lock
-from claws.pipeline.run_dir import RunDir
-from claws.pipeline.train_steps import (
-    EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
-)
-from claws.pipeline.training_data import TrainingData, load_training_data
 
-log = logging.getLogger(__name__)
+DESCRIPTION = f"""\
+Train on the split 'train' videos of a shard folder.
 
+Precedence: the paper's defaults < --preset < --config YAML < --key value. The run folder
+<runs-dir>/<name> gets config.yaml, metrics.jsonl, train.log and checkpoints/ (last.pt, step-N.pt).
+--resume RUN_DIR (or --resume with --runs-dir and --name) continues that run from last.pt with its
+saved config, in that folder, whatever config.yaml says (a copied or renamed run folder continues
+where it is); only these keys may change: {", ".join(RESUME_OVERRIDABLE)}.
 
-def model_args(config: TrainConfig) -> dict:
-    """Constructor keywords of the configured model."""
-    common = {"feature_dim": config.feature_dim, "hidden1": config.hidden1,
-              "hidden2": config.hidden2, "dropout": config.dropout, "init": config.init}
-    if config.model == "mil":
-        return {**common, "num_segments": config.mil_segments}
-    return {**common, "nsm1": config.nsm1, "nsm2": config.nsm2,
-            "nsm_window_scaled": config.nsm_window_scaled}
+Presets (--preset): the rows of Table 3 (bottom-up, then top-down: CLAWS Net minus one part),
+the paper's clustering distance read literally, and the MIL baseline:
+{textwrap.fill(", ".join(PRESETS), 96, initial_indent="  ", subsequent_indent="  ",
+               break_on_hyphens=False)}"""
+
+_METAVARS = {"shards": "DIR", "runs_dir": "DIR"}
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.RMSprop(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-class Trainer:
-    """State of one run: model, optimizer, data, epoch position; `fit()` is the loop."""
-
-    def __init__(self, config: TrainConfig, run: RunDir, data: TrainingData, device: torch.device):
-        self.config, self.run, self.data, self.device = config, run, data, device
-        torch.manual_seed(config.seed)
-        self.model = build_model(config.model, model_args(config)).to(device).train()
-        self.optimizer = _optimizer(config, self.model)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.lr_decay_step, gamma=config.lr_decay_factor)
-        self.step, self.epoch, self.position = 0, 0, 0
-        self.order: torch.Tensor | None = None
-        self.clusters: EpochClusters | None = None
-        self.cluster_weights: dict | None = None  # module 1 at the epoch start (scale-free resume)
-        self.sums: dict[str, float] = {}
-        self.segments = data.train.segments(config.mil_segments).to(device) if config.model == "mil" else None
-        counts = torch.tensor(data.train.windows_per_video)
-        self.first_window = (torch.cumsum(counts, 0) - counts).to(device)
-
-    def training_state(self) -> dict:
-        state = {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "epoch": self.epoch, "position": self.position,
-            "assignments": None if self.clusters is None else self.clusters.assignments.to(torch.int8).cpu(),
-            "cluster_weights": self.cluster_weights,
-            "metric_sums": dict(self.sums),
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        return state
-
-    def restore(self, path: Path) -> None:
-        try:
-            ckpt = load_checkpoint(path)
-        except ValueError as err:  # damaged or unreadable: say which checkpoints can be used
-            raise ValueError(f"{err}; {_alternatives(path)}") from err
-        state = ckpt.training_state
-        self.model.load_state_dict(ckpt.model.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.step, self.epoch, self.position = ckpt.step, state["epoch"], state["position"]
-        if state["assignments"] is not None:
-            self.clusters = self._restore_clusters(state["assignments"].to(self.device, torch.int64),
-                                                   state.get("cluster_weights"))
-        self.sums = dict(state["metric_sums"])
-        if self.config.model == "claws":
-            self.order = self._epoch_order()
-        log.info("resumed %s at step %d (epoch %d)", path, self.step, self.epoch)
-
-    def _restore_clusters(self, assignments: torch.Tensor, weights: dict | None) -> EpochClusters:
-        """The epoch's clusters again: the epoch-start representation is recomputed from the
-        module-1 weights saved at the epoch start (exact, and far smaller than N x Z1 values)."""
-        scale_free = self.config.cluster_loss == "scale_free"
-        representation = None
-        if scale_free:
-            if weights is None:
-                raise ValueError("checkpoint lacks the epoch-start weights of the scale-free "
-                                 "clustering loss; resume it with the version that wrote it")
-            with torch.random.fork_rng(devices=[]):  # building it must not move the run's RNG
-                snapshot = build_model(self.config.model, model_args(self.config)).to(self.device)
-            snapshot.module1.load_state_dict(weights)
-            representation = clip_representation(snapshot.eval(), self.data.train)
-        return cluster_state(representation, assignments, self.data.train, scale_free)
-
-    def save(self, final: bool = False) -> None:
-        kwargs = dict(
-            model=self.model, model_name=self.config.model, model_args=model_args(self.config),
-            config=self.config.to_dict(), norm_stats=self.data.norm_stats,
-            feature_meta=self.data.feature_meta, step=self.step, seed=self.config.seed,
-            training_state=self.training_state(),
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `claws train` to the command line."""
+    parser = subparsers.add_parser(
+        "train", help="train CLAWS Net (or an ablation, or the MIL baseline) on feature shards",
+        description=DESCRIPTION,
+        usage="%(prog)s [-h] --shards DIR [--preset NAME] [--config YAML] [--resume [RUN_DIR]] "
+        "[--KEY VALUE ...]",
+    )
+    parser.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                        help="a Table 3 row or the MIL baseline (listed above); default: none, "
+                        "the paper's CLAWS Net")
+    parser.add_argument("--config", type=Path, metavar="YAML", help="YAML file of config keys")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                        help="continue the run folder RUN_DIR, else <runs-dir>/<name>, from its "
+                        "last.pt (--shards not needed)")
+    keys = parser.add_argument_group("config keys (pipeline/config.py TrainConfig)")
+    defaults, meanings = TrainConfig(), field_help()
+    for key, kind in field_types().items():
+        default = getattr(defaults, key)
+        text = meanings[key].replace("%", "%%")
+        if key == "shards":
+            text += "; required unless --config sets it or --resume continues a run"
+        elif default != "":
+            text += f" (default: {default})"
+        keys.add_argument(
+            f"--{key.replace('_', '-')}", dest=f"cfg_{key}", choices=CHOICES.get(key),
+            metavar=None if key in CHOICES else _METAVARS.get(key, kind.__name__.upper()), help=text,
         )
-        if final or self.step % self.config.checkpoint_every == 0:
-            save_checkpoint(self.run.step_checkpoint(self.step), **kwargs)
-        save_checkpoint(self.run.last, **kwargs)
-
-    def _epoch_order(self) -> torch.Tensor:
-        pairs = window_order(self.data.train.windows_per_video, self.config.rbs, self.config.seed, self.epoch)
-        return self.first_window[pairs[:, 0].to(self.device)] + pairs[:, 1].to(self.device)
-
-    def _epoch_finished(self) -> bool:
-        """Whether the next CLAWS step needs a new epoch (none started yet, or all windows seen)."""
-        return self.config.model == "claws" and (
-            self.order is None or self.position >= len(self.order))
-
-    def _start_epoch(self) -> None:
-        """The epoch boundary: the epoch's window order and the clustering loss's 2-means."""
-        if self.order is not None:
-            self.epoch += 1
-        self.order, self.position = self._epoch_order(), 0
-        if self.config.clustering:
-            self.clusters, figures = epoch_clusters(
-                self.model, self.data.train, self.config.kmeans_max_iter,
-                self.config.seed * 1_000_003 + self.epoch, self.config.kmeans_tol,
-                self.config.cluster_loss == "scale_free", self.config.kmeans_on_units)
-            if self.config.cluster_loss == "scale_free":  # what a resume rebuilds units from
-                self.cluster_weights = {k: v.detach().clone().cpu()
-                                        for k, v in self.model.module1.state_dict().items()}
-            self.run.write_metrics({"kind": "clustering", "step": self.step, "epoch": self.epoch, **figures})
-
-    def _losses(self) -> tuple[dict, dict]:
-        """Loss terms and guards of the next step (CLAWS: the epoch's next windows)."""
-        config = self.config
-        if config.model == "mil":
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
-            terms = mil_step(self.model, self.segments, self.data.train.labels,
-                             config.mil_videos_per_class, config, generator)
-            return terms, {}
-        windows = self.order[self.position : self.position + config.windows_per_iteration]
-        self.position += len(windows)
-        out = claws_step(self.model, self.data.train, windows, self.clusters, config)
-        return out.terms, out.guards
-
-    def _accumulate(self, terms: dict, guards: dict) -> None:
-        values = {k: v.detach() for k, v in {**terms, **guards}.items()}
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.sums["_steps"] = self.sums.get("_steps", 0) + 1
-
-    def _log(self, seconds: float, steps: int) -> dict:
-        count = self.sums.pop("_steps", 1)
-        record = {"kind": "train", "step": self.step, "epoch": self.epoch,
-                  "lr": self.scheduler.get_last_lr()[0]}
-        for key, value in self.sums.items():
-            value = float(value)
-            record[key] = int(value) if key.startswith("cluster_") else value / count
-        record["iterations_per_s"] = round(steps / max(seconds, 1e-9), 2)
-        self.run.write_metrics(record)
-        self.sums = {}
-        return record
-
-    def fit(self) -> None:
-        """The loop: (epoch boundary,) loss, backward, step; log, validate and checkpoint on
-        schedule. The time of an epoch's clustering is logged on its own line, not in the step rate.
-        """
-        config = self.config
-        bar = tqdm(total=config.iterations, initial=self.step, desc="train", unit="it", disable=None)
-        tick, tick_step = time.perf_counter(), self.step
-        while self.step < config.iterations:
-            if self._epoch_finished():
-                started = time.perf_counter()
-                self._start_epoch()
-                tick += time.perf_counter() - started  # iterations_per_s counts steps only
-            terms, guards = self._losses()
-            if not torch.isfinite(terms["total"]):
-                raise FloatingPointError(f"step {self.step}: non-finite loss {({k: float(v) for k, v in terms.items()})}")
-            self.optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
-            bar.update(1)
-            self._accumulate(terms, guards)
-            if self.step % config.log_every == 0 or self.step == config.iterations:
-                record = self._log(time.perf_counter() - tick, self.step - tick_step)
-                bar.set_postfix(loss=f"{record['total']:.4f}")
-                tick, tick_step = time.perf_counter(), self.step
-            if self.data.val is not None and (self.step % config.val_every == 0 or self.step == config.iterations):
-                figures = validate(self.model, self.data.val, config, config.seed)
-                self.run.write_metrics({"kind": "val", "step": self.step, **figures})
-                log.info("step %d: validation %s", self.step, figures)
-            if self.step % config.checkpoint_every == 0 or self.step == config.iterations:
-                self.save(final=self.step == config.iterations)
-        bar.close()
+    parser.set_defaults(func=run)
 
 
-def _alternatives(last: Path) -> str:
-    """What to resume from instead of a damaged last.pt: the step-N.pt files that verify."""
-    intact = intact_checkpoints(last.parent)
-    if not intact:
-        return (f"no step-N.pt in {last.parent} verifies either: start the run again "
-                "(another --name, or delete the folder)")
-    names = ", ".join(p.name for p in intact)
-    return (f"checkpoints of this run that verify and could be used instead: {names}; to resume "
-            f"from the latest, copy it over {last.name} (cp {intact[0]} {last}) and rerun")
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `claws train`; returns the exit code."""
+    if not (args.resume or args.cfg_shards or args.config):
+        raise argparse.ArgumentError(
+            None, "--shards DIR is required (a folder of feature shards), unless --config YAML sets "
+            "shards or --resume continues a run")
+    from claws.pipeline.run_dir import RunDir  # these import torch
+    from claws.pipeline.training import resume_config, train
 
-
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train (or resume) the run <runs_dir>/<name>; returns the run folder."""
-    if not config.shards:
-        raise ValueError("no shards given: pass --shards DIR (a folder of feature shards)")
-    run = RunDir(Path(config.runs_dir) / config.name)
-    with folder_lock(run.path, "claws train"):  # one job per run folder
-        run.prepare(resume)
-        _train_in(run, config, resume)
-    return run.path
-
-
-def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
-    """The body of `train`, in a prepared and locked run folder."""
-    handler = run.attach_log()
-    threads = torch.get_num_threads()  # restored afterwards: callers (demo, benches) run C3D next
-    try:
-        save_yaml(config, run.config)
-        device = _device(config.device)
-        if device.type == "cpu" and config.cpu_threads > 0:
-            torch.set_num_threads(config.cpu_threads)
-        dtype = torch.float16 if config.feature_dtype == "float16" else torch.float32
-        data = load_training_data(Path(config.shards), config.feature_dim, config.window,
-                                  config.val_fraction, config.seed, dtype, device)
-        trainer = Trainer(config, run, data, device)
-        if resume:
-            trainer.restore(run.last)
-            run.truncate_metrics(trainer.step)
-            if trainer.step >= config.iterations:
-                log.info("nothing to train: %s is at step %d of %d; its checkpoints are kept as they "
-                         "are (raise --iterations to train on)", run.path, trainer.step, config.iterations)
-                return
-        log.info("run %s: %s model, seed %d, %d iterations on %s", run.path, config.model,
-                 config.seed, config.iterations, device)
-        trainer.fit()
-        log.info("finished: %s", run.last)
-    finally:
-        torch.set_num_threads(threads)
-        logging.getLogger("claws").removeHandler(handler)
-        handler.close()
-
-
-def resume_config(run: RunDir, overrides: dict) -> TrainConfig:
-    """The saved config of a run, with the few overrides a resume may change.
-
-    The run folder locates itself: `name` and `runs_dir` become those of `run.path`, whatever
-    config.yaml says, so a copied or renamed run folder continues where it is and never writes
-    into the folder it was copied from. A --shards naming the saved shards folder by another path
-    (absolute or relative) is the same shards.
-    """
-    if not run.config.is_file():
-        raise FileNotFoundError(f"{run.path}: no config.yaml to resume from")
-    saved = load_config(yaml_path=run.config).to_dict()
-    overrides = {k: v for k, v in overrides.items()
-                 if not (k == "shards" and _same_path(saved.get(k, ""), v))}
-    refused = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
-    if refused:
-        raise ValueError(
-            f"--resume continues {run.path} with its saved config; cannot change {', '.join(refused)} "
-            f"(allowed: {', '.join(RESUME_OVERRIDABLE)}); start a new run with another --name instead"
-        )
-    folder = run.path if run.path.name not in ("", ".", "..") else run.path.resolve()
-    where = {"name": folder.name, "runs_dir": str(folder.parent)}
-    if not _same_path(str(Path(saved["runs_dir"]) / saved["name"]), str(folder)):
-        log.warning("%s says the run is %s; it was copied or moved: continuing in %s", run.config,
-                    Path(saved["runs_dir"]) / saved["name"], folder)
-    return load_config(yaml_path=run.config, overrides={**overrides, **where})
-
-
-def _same_path(a: str, b: str) -> bool:
-    """Whether two paths name the same file or folder (relative ones from the working folder)."""
-    return Path(a).resolve() == Path(b).resolve()
+    overrides = {
+        key[4:]: parse_value(key[4:], value)
+        for key, value in vars(args).items() if key.startswith("cfg_") and value is not None
+    }
+    name = overrides.get("name") or args.preset or overrides.get("model") or "claws"
+    runs_dir = overrides.get("runs_dir", TrainConfig.runs_dir)
+    if args.resume:
+        folder = Path(runs_dir) / name if args.resume is True else Path(args.resume)
+        named = ("name" in overrides or "runs_dir" in overrides) and args.resume is not True
+        if named and (Path(runs_dir) / name).resolve() != folder.resolve():
+            raise argparse.ArgumentError(
+                None, f"--resume {folder} and --runs-dir/--name ({Path(runs_dir) / name}) name "
+                "two folders; give the run folder once")
+        overrides = {k: v for k, v in overrides.items() if k not in ("name", "runs_dir")}
+        config = resume_config(RunDir(folder), overrides)
+    else:
+        config = load_config(args.preset, args.config, {**overrides, "name": name})
+    path = train(config, resume=bool(args.resume))
+    print(f"run folder: {path}")
+    return 0

@@ -10,7 +10,6 @@ import time
 from typing import NamedTuple
 
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from claws.model.claws import ClawsNet
@@ -19,6 +18,7 @@ from claws.model.kmeans import batched_kmeans
 from claws.model.losses import LossOutput, WindowClusters, claws_losses, unit_rows
 from claws.model.mil import MilNet, mil_ranking_losses
 from claws.pipeline.config import TrainConfig
+from claws.pipeline.metrics import roc_auc
 from claws.pipeline.training_data import VideoSet
 
 REPRESENTATION_CHUNK = 1024  # windows per no-grad forward when computing the representation
@@ -199,7 +199,7 @@ def validate(model: torch.nn.Module, videos: VideoSet, config: TrainConfig, seed
         clip_scores(model, videos.video_features(v), config.window).max()
         for v in range(len(videos.counts))
     ])
-    figures: dict = {"video_auc": float(roc_auc_score(videos.labels.cpu(), top.cpu()))}
+    figures: dict = {"video_auc": roc_auc(videos.labels.cpu().numpy(), top.cpu().numpy())}
     if isinstance(model, ClawsNet):
         clusters = None
         if config.clustering:

@@ -14,9 +14,9 @@ from claws.model.inference import clip_scores
 from claws.pipeline.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
 from claws.pipeline.config import load_config
-from claws.pipeline.train import train
+from claws.pipeline.training import train
 from claws.model.windows import video_windows
-from claws.pipeline.train_steps import epoch_clusters
+from claws.pipeline.training_steps import epoch_clusters
 from claws.pipeline.training_data import VideoSet, load_training_data
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fixture module beside this file
@@ -277,7 +277,7 @@ def test_kmeans_skipping_converged_blocks_trains_bitwise_like_the_full_loop(
     with bitwise the same weights, optimizer state and metrics, clustering lines included."""
     import functools
 
-    import claws.pipeline.train_steps as steps_module
+    import claws.pipeline.training_steps as steps_module
     from claws.model.kmeans import batched_kmeans
 
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=40)  # 3 k-means blocks
