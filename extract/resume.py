@@ -81,10 +81,13 @@ def prepare_out(out: Path) -> None:
 
 
 def remove_empty_work_dir(out: Path) -> None:
-    """Remove `.work/` once no work file is left in it (any rank may call it)."""
+    """Remove `.work/` once no work file is left in it (any rank may call it: a folder another
+    rank removed already is not in the way; one that still holds files stays)."""
     for folder in (tmp_dir(out), work_dir(out)):
         try:
             folder.rmdir()
+        except FileNotFoundError:
+            continue
         except OSError:
             return
 

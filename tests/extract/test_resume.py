@@ -140,6 +140,11 @@ def test_the_work_folder_goes_once_empty(tmp_path):
     prepare_out(tmp_path)  # the next job
     remove_empty_work_dir(tmp_path)
     assert not (tmp_path / ".work").exists()
+    prepare_out(tmp_path)
+    (tmp_path / ".work" / "tmp").rmdir()  # another rank got there first
+    remove_empty_work_dir(tmp_path)
+    assert not (tmp_path / ".work").exists()
+    remove_empty_work_dir(tmp_path)  # nothing left at all: still fine
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
