@@ -28,7 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from claws.data.feature_sources import FeatureFileError, read_array
+from claws.data.feature_sources import CROP_FILE, FeatureFileError, read_array
 from claws.data.videos import (
     DatasetError, VideoItem, check_unique, manifest_rows, printable, read_lines, row_label_split,
 )
@@ -150,9 +150,11 @@ def load_clip_features(paths: Sequence[Path], key: str | None = None) -> ClipFea
     if len(arrays) > 1:
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1 or arrays[0].ndim != 2:
+            match = CROP_FILE.match(paths[0].stem)
+            video = printable(match["base"]) if match else _video_id(paths[0].name)
             raise FeatureFileError(
-                f"{paths[0].parent}: crop files of {_video_id(paths[0].name)} must all be (T, D), "
-                f"got {sorted(shapes)}"
+                f"{paths[0].parent}: the {len(paths)} crop files of {video} "
+                f"({paths[0].name} ...) must all be (T, D), got {sorted(shapes)}"
             )
         array = np.stack(arrays, axis=1)  # (T, crops, D)
     else:

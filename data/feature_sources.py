@@ -30,7 +30,7 @@ FEATURE_SUFFIXES = ("_i3d", "_c3d", "_x3d", "_s3d", "_r3d", "_fc6", "_feature", 
                     "_C")
 CLIP_FILE_SUFFIXES = (".npy", ".npz")  # per-clip files: one row per clip
 SEGMENT_FILE_SUFFIXES = (".txt", ".csv", ".npy", ".npz")  # segment-pooled files: one row per segment
-_CROP = re.compile(r"^(?P<base>.+)__(?P<crop>\d+)$")
+CROP_FILE = re.compile(r"^(?P<base>.+)__(?P<crop>\d+)$")  # one crop of a video: <video>__<k>.npy
 
 
 class FeatureFileError(ValueError):
@@ -77,7 +77,7 @@ def _add_file(found: dict[str, dict[int, FeatureEntry]], path: Path) -> None:
         for key in npz_keys(path):
             _add(found, key, -1, FeatureEntry((path,), key))
         return
-    m = _CROP.match(path.stem) if path.suffix.lower() == ".npy" else None
+    m = CROP_FILE.match(path.stem) if path.suffix.lower() == ".npy" else None
     key, crop = (m["base"], int(m["crop"])) if m else (path.stem, -1)
     _add(found, printable(key), crop, FeatureEntry((path,)))  # the id claws.data.videos gives
 

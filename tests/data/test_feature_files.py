@@ -91,7 +91,8 @@ def test_crops_are_averaged_whether_in_one_file_or_per_crop_files(tmp_path):
     np.testing.assert_allclose(split.features, one.features, rtol=1e-6)
     np.save(paths[3], crops[:2, 3])  # one crop file shorter than the others
     with pytest.raises(ValueError,
-                       match=r"crop files of w__0 must all be \(T, D\), got \[\(2, 6\), \(3, 6\)\]"):
+                       match=r"the 10 crop files of w \(w__0\.npy \.\.\.\) must all be \(T, D\), "
+                             r"got \[\(2, 6\), \(3, 6\)\]"):
         load_clip_features(paths)
 
 
