@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claws.data.clips import CLIP_LEN
+from claws.data.clips import CLIP_LEN, TAIL_POLICY
+from claws.data.version import code_version
 from claws.extract.c3d_mean import CHANNEL_MEANS_BGR, MEAN_SHAPE, load_mean
 from claws.extract.c3d_weights import WeightsError, file_sha256, read_weights
 
@@ -347,8 +348,6 @@ def build_extractor(
         mean: the Sports-1M mean cube file; None: per-channel BGR means.
         feature_dim: 2048 (mean of adjacent fc6 pairs) or 4096 (fc6).
     """
-    from claws.data.clips import CLIP_LEN as clip_len, TAIL_POLICY
-
     precision = default_precision(device) if precision == "auto" else precision
     model = load_c3d(weights, device=device, precision=precision, seed=seed)
     info = model.weights_info
@@ -357,6 +356,7 @@ def build_extractor(
         "weights_sha256": info["sha256"], "random": bool(info["random"]),
         "seed": seed if info["random"] else None, "precision": precision,
         "feature_dim": feature_dim, "mean_source": str(mean) if mean else "channel_means",
-        "resize": RESIZE_METHOD, "clip_len": clip_len, "tail_policy": TAIL_POLICY,
+        "resize": RESIZE_METHOD, "clip_len": CLIP_LEN, "tail_policy": TAIL_POLICY,
+        "claws_version": code_version(commit=False),
     }
     return Extractor(C3DFeatures(model, load_mean(mean), feature_dim), crop_clips, identity)

@@ -103,7 +103,7 @@ class ClipStream(IterableDataset):
     Args:
         items: videos to read, each with a path.
         preprocess: frames (c, 16, H, W, 3) uint8 RGB to the network input; must be picklable
-            (e.g. functools.partial(preprocess_clips, mean=mean)).
+            (e.g. claws.extract.c3d.crop_clips).
         chunk_clips: clips decoded and preprocessed at a time (memory per worker).
         threads: decoder threads per worker.
     """
@@ -261,7 +261,7 @@ class _Assembler:
                 f"video {end.video_id}: got {len(features)} clips for {end.num_frames} frames "
                 f"(expected {expected}); this is a bug in the engine"
             )
-        return features.astype(np.float32, copy=False)
+        return features
 
 
 def _worker_init(worker_id: int) -> None:

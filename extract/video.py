@@ -182,14 +182,12 @@ def _open(path: Path, threads: int) -> tuple[_Claim, tuple]:
         else:
             seconds = container.duration / 1e6 if container.duration else 0.0  # AV_TIME_BASE
             claim = _Claim(round(seconds * rate), False, rate)
-    except StopIteration as err:
+    except BaseException as err:
         container.close()
-        raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
-    except av.FFmpegError as err:
-        container.close()
-        raise DecodeError(f"{path}: unreadable video ({_first_line(err)})") from err
-    except BaseException:
-        container.close()
+        if isinstance(err, StopIteration):
+            raise DecodeError(f"{path}: unreadable video (zero frames decodable)") from err
+        if isinstance(err, av.FFmpegError):
+            raise DecodeError(f"{path}: unreadable video ({_first_line(err)})") from err
         raise
     return claim, (container, itertools.chain([first], frames))
 
@@ -261,8 +259,3 @@ def decode_all(path: Path, is_frame_folder: bool = False, chunk_frames: int = 12
     if not chunks:
         raise DecodeError(f"{path}: zero frames decoded")
     return np.concatenate(chunks)
-
-
-def set_torch_threads_for_worker(_: int) -> None:
-    """DataLoader worker_init_fn: one intra-op thread per worker (workers are the parallelism)."""
-    torch.set_num_threads(1)

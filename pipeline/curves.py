@@ -30,7 +30,6 @@ import torch
 from claws.data.clips import clip_scores_to_frame_scores
 from claws.data.footage import footage_items
 from claws.data.shards import ShardSet, VideoInfo
-from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem, check_unique
 from claws.model.inference import DEFAULT_WINDOW, clip_scores
 from claws.pipeline.checkpoint import Checkpoint
@@ -255,7 +254,7 @@ def extract_inputs(
     built = build_extractor(settings.weights, device=footage.device, precision=settings.precision,
                             seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
     network, preprocess = built.network, built.preprocess
-    extractor = {**built.identity, "claws_version": code_version(commit=False)}
+    extractor = built.identity
     check_features(ckpt, settings.feature_dim, extractor, f"C3D weights {settings.weights}")
     config = JobConfig(
         out=folder / SHARDS_DIR, workers=footage.workers, device=footage.device,

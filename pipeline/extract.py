@@ -119,7 +119,7 @@ def build_network(args: argparse.Namespace, device: str):
 
     built = build_extractor(args.weights, device=device, precision=args.precision, seed=args.seed,
                             mean=args.mean, feature_dim=args.feature_dim)
-    return built.network, built.preprocess, {**built.identity, "claws_version": code_version(commit=False)}
+    return built.network, built.preprocess, built.identity
 
 
 def run(args: argparse.Namespace) -> int:
