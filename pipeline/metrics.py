@@ -8,6 +8,15 @@ normal videos whose score is >= a threshold (0.5 by default). The score gap is t
 the anomalous frames minus the mean score of the normal frames (all videos): a ranking of almost
 flat curves can reach a fair AUC with a gap near 0, which no threshold turns into detections.
 
+Localization (does a model find the event, or only the anomalous video?): AUC_A is the ROC AUC
+over the frames of the anomalous test videos only, with its AP (the measure recent weakly
+supervised papers report beside the overall AUC); a model that scores whole anomalous videos high
+and whole normal videos low reaches a fair overall AUC but an AUC_A near 0.5. Each anomalous
+video's own frame AUC says the same per video (mean and median over videos); it is undefined,
+None here and null in JSON (never 0 or NaN), for a video whose frames are all anomalous (or
+none, an anomalous class without annotated frames). The score gap inside anomalous videos is
+the mean score of their event frames minus the mean score of their normal frames.
+
 ROC and AP are computed here with numpy (tie-aware: frames with equal scores form one threshold,
 as scikit-learn does); the tests check both against scikit-learn and a hand-worked example.
 
@@ -16,6 +25,7 @@ Shapes: N frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple
 
@@ -103,6 +113,39 @@ def thin_curve(curve: RocCurve, max_points: int = 2000) -> RocCurve:
     return RocCurve(curve.fpr[keep], curve.tpr[keep], curve.thresholds[keep])
 
 
+class VideoLocalization(NamedTuple):
+    """How well one anomalous video's own curve finds its event."""
+
+    video_id: str
+    class_name: str
+    num_frames: int
+    num_anomalous_frames: int
+    auc: float | None  # the video's own frame AUC; None: all its frames anomalous (or none)
+    score_gap: float | None  # mean event-frame score minus mean normal-frame score; None: as auc
+
+
+def _defined(frame_labels: np.ndarray) -> bool:
+    """Whether labels hold both anomalous and normal frames (a ROC needs both)."""
+    labels = np.asarray(frame_labels).reshape(-1).astype(bool)
+    return bool(labels.any() and not labels.all())
+
+
+def video_auc(frame_labels: np.ndarray, frame_scores: np.ndarray) -> float | None:
+    """One video's own frame AUC, or None when its frames are all anomalous or all normal."""
+    return roc_auc(frame_labels, frame_scores) if _defined(frame_labels) else None
+
+
+def _json_safe(value: object) -> object:
+    """NaN and inf floats as None, through dicts, lists and tuples: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class FrameMetrics:
     """Everything `claws evaluate` reports about one scored test set."""
@@ -120,16 +163,30 @@ class FrameMetrics:
     num_frames: int
     num_anomalous_frames: int
     roc: RocCurve
+    # Localization, over the anomalous videos only; None where undefined (see the module doc).
+    auc_anomalous: float | None  # AUC_A: frame AUC over the frames of the anomalous videos
+    average_precision_anomalous: float | None  # AP over the same frames
+    score_gap_anomalous: float | None  # event frames minus normal frames of anomalous videos
+    per_class_auc_anomalous: dict[str, float | None]  # class -> AUC_A of its videos alone
+    per_video: list[VideoLocalization]  # each anomalous video's own AUC and gap
+    video_auc_mean: float | None  # over the videos whose own AUC is defined
+    video_auc_median: float | None
+    num_video_auc_undefined: int  # anomalous videos without a defined own AUC
+    roc_anomalous: RocCurve | None  # the ROC behind auc_anomalous
     unannotated: list[str] = field(default_factory=list)  # scored videos without ground truth
     warnings: list[str] = field(default_factory=list)  # from the annotation (clipped ranges)
 
     def to_dict(self) -> dict:
-        """Plain numbers and lists for metrics.json (the ROC thinned to 2000 points)."""
-        roc = thin_curve(self.roc)
-        out = {k: v for k, v in self.__dict__.items() if k != "roc"}
-        out["roc"] = {"fpr": roc.fpr.tolist(), "tpr": roc.tpr.tolist()}
+        """Plain numbers and lists for metrics.json (ROCs thinned to 2000 points); every
+        undefined figure (None or NaN) is null."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("roc", "roc_anomalous")}
+        out["per_video"] = [row._asdict() for row in self.per_video]
+        for key in ("roc", "roc_anomalous"):
+            curve = getattr(self, key)
+            roc = thin_curve(curve) if curve is not None else None
+            out[key] = {"fpr": roc.fpr.tolist(), "tpr": roc.tpr.tolist()} if roc else None
         out["num_warnings"] = len(self.warnings)
-        return out
+        return _json_safe(out)
 
 
 def align(truth: GroundTruth, curves: Mapping[str, np.ndarray]) -> list[str]:
@@ -179,6 +236,51 @@ def score_gap(frame_labels: np.ndarray, frame_scores: np.ndarray) -> float:
     return float(scores[labels].mean() - scores[~labels].mean())
 
 
+def localize(truth: GroundTruth, curves: Mapping[str, np.ndarray]) -> dict:
+    """The localization fields of FrameMetrics: AUC_A, its AP and ROC, the score gap inside
+    anomalous videos, per-class AUC_A, and every anomalous video's own AUC and gap.
+
+    Args:
+        truth: the annotated test videos.
+        curves: video id -> (num_frames,) scores, one per annotated video (checked by `align`).
+
+    Returns:
+        The FrameMetrics fields from auc_anomalous to roc_anomalous, None where undefined.
+    """
+    anomalous = sorted(v for v, t in truth.videos.items() if t.is_anomalous)
+    per_video = []
+    for vid in anomalous:
+        labels, scores = truth.videos[vid].frame_labels, np.asarray(curves[vid], dtype=np.float64)
+        gap = score_gap(labels, scores)
+        per_video.append(VideoLocalization(
+            vid, truth.videos[vid].class_name, int(labels.size), int(labels.sum()),
+            video_auc(labels, scores), None if math.isnan(gap) else gap))
+    labels = np.concatenate([truth.videos[v].frame_labels for v in anomalous] or [np.zeros(0)])
+    scores = np.concatenate([np.asarray(curves[v], np.float64) for v in anomalous]
+                            or [np.zeros(0)])
+    defined = _defined(labels)
+    classes = sorted({truth.videos[v].class_name for v in anomalous} - {NORMAL_CLASS})
+    per_class = {}
+    if len(classes) >= 2:  # as per_class_auc: one class says no more than auc_anomalous
+        for cls in classes:
+            members = [v for v in anomalous if truth.videos[v].class_name == cls]
+            per_class[cls] = video_auc(
+                np.concatenate([truth.videos[v].frame_labels for v in members]),
+                np.concatenate([curves[v] for v in members]))
+    own = [row.auc for row in per_video if row.auc is not None]
+    return {
+        "auc_anomalous": roc_auc(labels, scores) if defined else None,
+        "average_precision_anomalous": average_precision(labels, scores) if defined else None,
+        "score_gap_anomalous": score_gap(labels, scores) if defined else None,
+        "per_class_auc_anomalous": per_class,
+        "per_video": per_video,
+        "video_auc_mean": float(np.mean(own)) if own else None,
+        "video_auc_median": float(np.median(own)) if own else None,
+        "num_video_auc_undefined": len(per_video) - len(own),
+        "roc_anomalous": roc_curve(labels, scores) if defined else None,
+    }
+
+
 def evaluate_frames(
     truth: GroundTruth, curves: Mapping[str, np.ndarray], threshold: float = 0.5
 ) -> FrameMetrics:
@@ -213,6 +315,7 @@ def evaluate_frames(
         num_frames=int(labels.size),
         num_anomalous_frames=int(labels.sum()),
         roc=roc_curve(labels, scores),
+        **localize(truth, curves),
         unannotated=unannotated,
         warnings=list(truth.warnings),
     )
