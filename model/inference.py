@@ -49,13 +49,14 @@ def clip_scores(model: nn.Module, features: Tensor, window: int = DEFAULT_WINDOW
 def _claws_clip_scores(model: ClawsNet, features: Tensor, window: int) -> Tensor:
     windows = video_windows(len(features), window)
     index = windows.clip_index.to(features.device)
-    valid = windows.valid.to(features.device)
     chunks = []
     for start in range(0, len(index), WINDOWS_PER_CHUNK):
         batch = features[index[start : start + WINDOWS_PER_CHUNK]]  # (W, b, D)
         chunks.append(model(batch).scores)
     scores = torch.cat(chunks)  # (W, b)
-    return scores[valid]  # windows are consecutive, so the valid positions are clips 0..T-1
+    # windows are consecutive and only the last one is padded, so the valid positions are the
+    # first T: a slice, not a boolean mask (whose size a GPU would have to report to the host)
+    return scores.reshape(-1)[: len(features)]
 
 
 def _mil_clip_scores(model: MilNet, features: Tensor) -> Tensor:

@@ -24,8 +24,18 @@ and 2 at 100, where the loop stopped at max_iter.
 
 Distances use ||x||^2 - 2 x.c + ||c||^2 with ||x||^2 computed once, so an iteration reads the
 (N, k, D) gathered centres once instead of building three (N, k, D) temporaries. Everything stays
-on the input's device; the only device-to-host transfer per iteration is one copy of the counts of
-moved points (per video when skipping). The seed fixes the result.
+on the input's device, and only `_host_ints` copies to the host: the counts once, then one copy
+per iteration of the counts of moved points (per video when skipping). No boolean-mask indexing
+or bincount, whose output sizes a GPU would have to report to the host (a sync per block);
+tests/model/test_meta_device.py runs the whole clustering on the meta device to hold this.
+
+Reproducibility. The seed fixes the result on a given device. On the CPU it is bitwise the same
+from run to run (and what `skip_converged` is tested against). On CUDA the float index_add_ of the
+centre sums and the cumulative sum of the seeding are bitwise repeatable only with
+`torch.use_deterministic_algorithms(True)`, which `claws train` turns on for a CUDA run
+(claws.pipeline.training); without it they may differ in the last bits from run to run. Results
+on the CPU and on a GPU are not bitwise equal (different matmul reduction orders); near-ties
+may then fall into the other cluster.
 """
 
 from __future__ import annotations
@@ -47,14 +57,15 @@ class KMeansResult(NamedTuple):
     iterations: int  # Lloyd iterations run
 
 
-def _video_blocks(
-    counts: Tensor, videos_per_block: int = VIDEOS_PER_BLOCK
-) -> list[tuple[int, int, int, int]]:
-    """(first video, end video, first row, end row) of consecutive blocks of videos.
+def _host_ints(tensor: Tensor) -> list[int]:
+    """The one way values leave the device here (a sync on a GPU): an integer tensor as a list."""
+    return tensor.tolist()
 
-    Computed once per clustering from the counts (the one host copy besides the moved counts).
-    """
-    sizes = counts.tolist()
+
+def _video_blocks(
+    sizes: list[int], videos_per_block: int = VIDEOS_PER_BLOCK
+) -> list[tuple[int, int, int, int]]:
+    """(first video, end video, first row, end row) of consecutive blocks of videos."""
     blocks, row = [], 0
     for first in range(0, len(sizes), videos_per_block):
         end = min(len(sizes), first + videos_per_block)
@@ -130,9 +141,16 @@ def _update_centres(points: Tensor, key: Tensor, centres: Tensor) -> Tensor:
     num_videos, k, dim = centres.shape
     sums = points.new_zeros(num_videos * k, dim, dtype=torch.float32)
     sums.index_add_(0, key, points.float())
-    sizes = torch.bincount(key, minlength=num_videos * k).unsqueeze(1)
+    sizes = _count(key, num_videos * k).unsqueeze(1)
     flat = centres.reshape(num_videos * k, dim)
     return torch.where(sizes > 0, sums / sizes.clamp(min=1), flat).view(num_videos, k, dim)
+
+
+def _count(index: Tensor, size: int, weights: Tensor | None = None) -> Tensor:
+    """(size,) int64 occurrences (or summed int64 weights) of each value of `index`: bincount
+    with its size given, so without bincount's host sync on a GPU."""
+    return torch.zeros(size, dtype=torch.int64, device=index.device).index_add_(
+        0, index, torch.ones_like(index) if weights is None else weights)
 
 
 def _update_block_centres(
@@ -175,15 +193,17 @@ def batched_kmeans(
         its points in the lowest-numbered cluster that holds them.
     """
     counts = counts.to(device=points.device, dtype=torch.int64)
-    if points.ndim != 2 or len(points) != int(counts.sum()) or (counts < 1).any():
+    sizes = _host_ints(counts)
+    if points.ndim != 2 or len(points) != sum(sizes) or min(sizes, default=0) < 1:
         raise ValueError(
             f"points {tuple(points.shape)} must be (N, D) with N = sum(counts) and counts >= 1"
         )
     generator = torch.Generator().manual_seed(seed)
     offsets = torch.cumsum(counts, 0) - counts
-    group = torch.repeat_interleave(torch.arange(len(counts), device=points.device), counts)
+    group = torch.repeat_interleave(torch.arange(len(counts), device=points.device), counts,
+                                    output_size=len(points))  # the size given: no sync
     point_norms = points.float().pow(2).sum(1)
-    blocks = _video_blocks(counts)
+    blocks = _video_blocks(sizes)
     centres = _seed_centres(points, group, offsets, counts, k, generator, point_norms, blocks)
     assignments = torch.full_like(group, -1)
     allowed = int(tol * len(points))
@@ -191,13 +211,12 @@ def batched_kmeans(
     if not skip_converged:
         for iterations in range(1, max_iter + 1):
             new = _squared_distances(points, group, centres, point_norms, blocks).argmin(1)
-            moved = int((new != assignments).sum())  # the one scalar that leaves the device
+            moved = _host_ints((new != assignments).sum().reshape(1))[0]  # the one copy
             assignments = new
             if moved <= allowed:
                 break
             centres = _update_centres(points, group * k + assignments, centres)
     else:
-        sizes = counts.tolist()
         starts = [0]
         for size in sizes:
             starts.append(starts[-1] + size)
@@ -209,11 +228,10 @@ def batched_kmeans(
                 first, end, row0, row1 = blocks[index]
                 new = _block_distances(points, group, centres, centre_norms, point_norms,
                                        blocks[index]).clamp_(min=0).argmin(1)
-                moved = new != assignments[row0:row1]
-                changed.append(torch.bincount(group[row0:row1][moved] - first,
-                                              minlength=end - first))
+                moved = (new != assignments[row0:row1]).long()
+                changed.append(_count(group[row0:row1] - first, end - first, moved))
                 assignments[row0:row1] = new
-            moved_per_video = torch.cat(changed).tolist() if changed else []  # one copy to the host
+            moved_per_video = _host_ints(torch.cat(changed)) if changed else []  # the one copy
             if sum(moved_per_video) <= allowed:
                 break
             still, position = [], 0

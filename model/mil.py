@@ -33,12 +33,15 @@ class MilOutput(NamedTuple):
     scores: Tensor  # (V, S) segment anomaly scores in [0, 1]
 
 
-def segment_bounds(num_clips: int, num_segments: int = NUM_SEGMENTS) -> tuple[Tensor, Tensor]:
+def segment_bounds(
+    num_clips: int, num_segments: int = NUM_SEGMENTS, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
     """0-based [start, end) clip ranges of the segments; an empty range becomes [start, start+1).
 
     Args:
         num_clips: T >= 1.
         num_segments: S.
+        device: where the bounds go (computed on the CPU, so they are the same on every device).
 
     Returns:
         starts (S,), ends (S,) int64 with start < end <= T.
@@ -48,12 +51,12 @@ def segment_bounds(num_clips: int, num_segments: int = NUM_SEGMENTS) -> tuple[Te
     edges = torch.linspace(1, num_clips, num_segments + 1, dtype=torch.float64)
     edges = torch.floor(edges + 0.5).to(torch.int64) - 1  # Matlab round, then 0-based
     starts, ends = edges[:-1], edges[1:]
-    return starts, torch.maximum(ends, starts + 1)
+    return starts.to(device), torch.maximum(ends, starts + 1).to(device)
 
 
 def segment_features(features: Tensor, num_segments: int = NUM_SEGMENTS) -> Tensor:
-    """Average a video's clip features (T, D) into (S, D) segments (Sultani's rule)."""
-    starts, ends = segment_bounds(len(features), num_segments)
+    """Average a video's clip features (T, D) into (S, D) segments (Sultani's rule), on their device."""
+    starts, ends = segment_bounds(len(features), num_segments, features.device)
     cumulative = torch.cat([features.new_zeros(1, features.shape[1]), features.cumsum(0)])
     sums = cumulative[ends] - cumulative[starts]
     return sums / (ends - starts).unsqueeze(1).to(features.dtype)
