@@ -19,10 +19,17 @@ b=64 clips (one pass = one epoch of windows); a MIL iteration is 30 + 30 videos 
 iterations). The learning rate is stepped down x0.1 at 80% of the run, as the paper does at 80k of
 100k.
 
-Prints one JSON line: {"results": {preset: {"auc", "ap", "gap", "auc_sd", ..., "vantage46": {...}}},
-"claws_minus": {preset: [claws AUC minus its AUC, seed by seed]}, "runs": [...], ...}; writes OUT/table.md (the README's table) and OUT/results.json. Figures are frame
-AUC / AP over all test frames concatenated and the score gap (mean anomalous-frame score minus mean
-normal-frame score). Nothing here is timed against a threshold.
+Prints one JSON line: {"results": {preset: {"auc", "ap", "gap", "auc_a", ..., "auc_sd", ...,
+"vantage46": {...}}}, "claws_minus": {preset: {figure: [claws minus it, seed by seed]}},
+"steps": {"A -> B": {figure: [B minus A, seed by seed]}} for each bottom-up step, "runs": [...],
+"test_events": {...}, ...}; writes OUT/table.md (the README's tables) and OUT/results.json.
+
+Figures, over all test frames concatenated: frame AUC / AP and the score gap (mean anomalous-frame
+score minus mean normal-frame score). Localization (issue 21), over the anomalous test videos
+only: AUC_A / AP_A (their frames alone), the mean and median of each anomalous video's own frame
+AUC (videos anomalous throughout have none; `video_auc_undefined` counts them), and the score
+gap inside them (event frames minus their normal frames). `test_events` gives how much of each
+anomalous test video its event covers. Nothing here is timed against a threshold.
 
     python bench/real_features.py --presets claws,mil,bbn+rbs --seeds 0 --iterations 3000
 """
@@ -44,6 +51,10 @@ PACK = SHARED / "features" / "ucf_c3d32"
 UCF = SHARED / "ucf_crime"
 MIL_VIDEOS_PER_ITERATION = 60  # 30 anomalous + 30 normal (TrainConfig.mil_videos_per_class)
 BOTTOM_UP = ("bbn", "bbn+rbs", "bbn+rbs+nsm1", "bbn+rbs+nsm1+nsm2", "bbn+rbs+nsm1+nsm2+ls", "claws")
+# metrics.json key -> the bench's name for it, for each test subset.
+FIGURES = {"auc": "auc", "average_precision": "ap", "score_gap": "gap", "auc_anomalous": "auc_a",
+           "average_precision_anomalous": "ap_a", "score_gap_anomalous": "gap_a",
+           "video_auc_mean": "video_auc_mean", "video_auc_median": "video_auc_median"}
 # Frame AUC (%) of the paper's Table 3 on the full UCF-Crime, for context only.
 PAPER_AUC = {"bbn": 69.50, "bbn+rbs": 75.95, "bbn+rbs+nsm1": 78.60, "bbn+rbs+nsm1+nsm2": 80.94,
              "bbn+rbs+nsm1+nsm2+ls": 81.53, "claws-rbs": 80.23, "claws-nsm1": 77.39,
@@ -134,13 +145,25 @@ def one_run(preset: str, seed: int, passes: float, args: argparse.Namespace, sha
               "--ucf-frame-counts", UCF / "Test_Annotation.txt", "--videos", video_list,
               "--no-video-plots", "--no-progress", "--out", report, log=log)
         metrics = json.loads((report / "metrics.json").read_text())
-        figures[subset] = {"auc": metrics["auc"], "ap": metrics["average_precision"],
-                           "gap": metrics["score_gap"], "videos": metrics["num_videos"]}
+        figures[subset] = {name: metrics[key] for key, name in FIGURES.items()}
+        figures[subset].update(videos=metrics["num_videos"],
+                               video_auc_undefined=metrics["num_video_auc_undefined"],
+                               per_video=metrics["per_video"])
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     figures["validation"] = [{k: x.get(k) for k in ("step", "video_auc", "val_regression", "val_ranking")
                               if x.get(k) is not None} for x in lines if x["kind"] == "val"]
-    print(f"{name}: {figures['test60']}", file=sys.stderr, flush=True)
+    shown = {k: v for k, v in figures["test60"].items() if k != "per_video"}
+    print(f"{name}: {shown}", file=sys.stderr, flush=True)
     return figures
+
+
+def mean_sd(values: list[float | None]) -> tuple[float | None, float]:
+    """Mean and sd over seeds of the defined values (None: undefined in that run)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, 0.0
+    return (round(statistics.fmean(values), 4),
+            round(statistics.stdev(values), 4) if len(values) > 1 else 0.0)
 
 
 def summarize(runs: list[dict], presets: list[str]) -> dict:
@@ -151,10 +174,9 @@ def summarize(runs: list[dict], presets: list[str]) -> dict:
         entry = {}
         for subset in ("test60", "vantage46"):
             figures = {}
-            for key in ("auc", "ap", "gap"):
-                values = [r[subset][key] for r in chosen]
-                figures[key] = round(statistics.fmean(values), 4)
-                figures[f"{key}_sd"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
+            for key in FIGURES.values():
+                figures[key], figures[f"{key}_sd"] = mean_sd([r[subset][key] for r in chosen])
+            figures["video_auc_undefined"] = max(r[subset]["video_auc_undefined"] for r in chosen)
             entry[subset] = figures
         result = dict(entry["test60"])
         result["vantage46"] = entry["vantage46"]
@@ -165,19 +187,56 @@ def summarize(runs: list[dict], presets: list[str]) -> dict:
     return out
 
 
+PAIRED = ("auc", "auc_a", "video_auc_mean")  # figures compared seed by seed
+
+
+def difference(runs: list[dict], first: str, second: str) -> dict[str, list[float]] | None:
+    """Each PAIRED figure of `first` minus that of `second`, seed by seed (same data, same
+    seed); None when they share no seed."""
+    by_run = {(r["preset"], r["seed"]): r["test60"] for r in runs}
+    seeds = sorted(s for p, s in by_run if p == second and (first, s) in by_run)
+    if not seeds:
+        return None
+    return {key: [None if by_run[first, s][key] is None or by_run[second, s][key] is None
+                  else round(by_run[first, s][key] - by_run[second, s][key], 4) for s in seeds]
+            for key in PAIRED}
+
+
 def paired_differences(runs: list[dict], reference: str = "claws") -> dict:
-    """Frame AUC of `reference` minus each other preset's, seed by seed (same data, same seed)."""
-    auc = {(r["preset"], r["seed"]): r["test60"]["auc"] for r in runs}
-    out = {}
-    for preset in sorted({p for p, _ in auc} - {reference}):
-        seeds = [s for p, s in auc if p == preset and (reference, s) in auc]
-        if seeds:
-            out[preset] = [round(auc[reference, s] - auc[preset, s], 4) for s in sorted(seeds)]
-    return out
+    """`reference` minus each other preset, figure by figure, seed by seed."""
+    presets = sorted({r["preset"] for r in runs} - {reference})
+    found = {p: difference(runs, reference, p) for p in presets}
+    return {p: d for p, d in found.items() if d is not None}
+
+
+def bottom_up_steps(runs: list[dict]) -> dict:
+    """What each bottom-up step (Table 3's rows in order) changes: the next preset minus the one
+    before, figure by figure, seed by seed."""
+    steps = {f"{a} -> {b}": difference(runs, b, a) for a, b in zip(BOTTOM_UP, BOTTOM_UP[1:])}
+    return {step: d for step, d in steps.items() if d is not None}
+
+
+def event_coverage(runs: list[dict]) -> dict:
+    """How much of each anomalous test video its annotated event covers (from any one run)."""
+    rows = [row for row in runs[0]["test60"]["per_video"] if row["num_frames"]] if runs else []
+    shares = [row["num_anomalous_frames"] / row["num_frames"] for row in rows]
+    if not shares:
+        return {}
+    return {"videos": len(shares), "median": round(statistics.median(shares), 4),
+            "mean": round(statistics.fmean(shares), 4), "min": round(min(shares), 4),
+            "max": round(max(shares), 4),
+            "frames_median": statistics.median(row["num_frames"] for row in rows)}
+
+
+def cell(value: float | None, sd: float, scale: float = 100, digits: int = 2) -> str:
+    """'mean ± sd' (scaled), or 'undefined'."""
+    if value is None:
+        return "undefined"
+    return f"{scale * value:.{digits}f} ± {scale * sd:.{digits}f}"
 
 
 def markdown(results: dict, passes: float, seeds: list[int]) -> str:
-    """The README table."""
+    """The README tables: overall figures, then localization."""
     lines = [
         f"Real UCF-Crime C3D features, 244 training / 60 test videos, {passes:g} passes over the "
         f"training videos, seeds {','.join(map(str, seeds))} (mean ± sd).", "",
@@ -188,9 +247,25 @@ def markdown(results: dict, passes: float, seeds: list[int]) -> str:
     for preset, r in results.items():
         v = r["vantage46"]
         paper = f"{PAPER_AUC[preset]:.2f}" if preset in PAPER_AUC else ""
-        lines.append(f"| {preset} | {100 * r['auc']:.2f} ± {100 * r['auc_sd']:.2f} | "
-                     f"{100 * r['ap']:.2f} ± {100 * r['ap_sd']:.2f} | {r['gap']:.3f} ± "
-                     f"{r['gap_sd']:.3f} | {100 * v['auc']:.2f} ± {100 * v['auc_sd']:.2f} | {paper} |")
+        lines.append(f"| {preset} | {cell(r['auc'], r['auc_sd'])} | {cell(r['ap'], r['ap_sd'])} | "
+                     f"{cell(r['gap'], r['gap_sd'], 1, 3)} | {cell(v['auc'], v['auc_sd'])} | "
+                     f"{paper} |")
+    lines += [
+        "", "Localization: the 25 anomalous test videos alone (AUC_A, AP_A over their frames; "
+        "each video's own frame AUC, mean and median over videos; score gap inside them).", "",
+        "| method | AUC_A | AP_A | video AUC, mean | video AUC, median | gap inside | "
+        "AUC_A, 46 vantage |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for preset, r in results.items():
+        v = r["vantage46"]
+        undefined = (f" ({r['video_auc_undefined']} undefined)" if r["video_auc_undefined"]
+                     else "")
+        lines.append(
+            f"| {preset} | {cell(r['auc_a'], r['auc_a_sd'])} | {cell(r['ap_a'], r['ap_a_sd'])} | "
+            f"{cell(r['video_auc_mean'], r['video_auc_mean_sd'])}{undefined} | "
+            f"{cell(r['video_auc_median'], r['video_auc_median_sd'])} | "
+            f"{cell(r['gap_a'], r['gap_a_sd'], 1, 3)} | {cell(v['auc_a'], v['auc_a_sd'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -232,7 +307,8 @@ def main() -> None:
     (args.out / "table.md").write_text(markdown(results, passes, seeds))
     line = {"bench": "real_features", "features": "real Sports-1M C3D fc6, 32 segments (ucf_c3d32)",
             "passes": passes, "seeds": seeds, "val_fraction": args.val_fraction,
-            "results": results, "claws_minus": paired_differences(runs), "runs": runs,
+            "results": results, "claws_minus": paired_differences(runs),
+            "steps": bottom_up_steps(runs), "test_events": event_coverage(runs), "runs": runs,
             "seconds": round(time.perf_counter() - start, 1)}
     (args.out / "results.json").write_text(json.dumps(line, indent=1))
     print(json.dumps(line))
