@@ -6,12 +6,14 @@ of all training videos, at the start of which the clustering loss's 2-means is r
 steps on 30 anomalous + 30 normal videos. Everything a resumed run needs (optimizer, scheduler,
 RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every checkpoint, and
 all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
-reproduces the uninterrupted run exactly. The command line is claws.pipeline.train.
+reproduces the uninterrupted run exactly on the same device (on CUDA under deterministic
+algorithms: `deterministic_cuda`). The command line is claws.pipeline.train.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -47,6 +49,34 @@ def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's setting for reproducible results (cuBLAS docs, torch's)
+
+
+def deterministic_cuda(device: torch.device) -> tuple[bool, bool] | None:
+    """On CUDA, make the run bitwise repeatable, so that a resumed run equals an uninterrupted one.
+
+    Float index_add_ and cumsum are non-deterministic on CUDA by default (torch's
+    use_deterministic_algorithms docs) and feed the k-means centres and seeding, the cluster sums
+    a resume recomputes, and the MIL segments. This turns deterministic algorithms on (none of the
+    training's ops is one torch refuses then) and sets CUBLAS_WORKSPACE_CONFIG, which cuBLAS reads
+    when it starts: call it before any CUDA work. On the CPU the run is repeatable as it is.
+
+    Returns:
+        The previous (enabled, warn_only) to restore, or None when nothing was changed.
+    """
+    if device.type != "cuda":
+        return None
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if torch.cuda.is_initialized():  # e.g. C3D ran first in this process (claws demo)
+            log.warning("CUDA was started before training set CUBLAS_WORKSPACE_CONFIG; for a "
+                        "bitwise repeatable run start it in its own process (claws train)")
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True)
+    return previous
 
 
 def _optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -249,9 +279,11 @@ def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
     """The body of `train`, in a prepared and locked run folder."""
     handler = run.attach_log()
     threads = torch.get_num_threads()  # restored afterwards: callers (demo, benches) run C3D next
+    determinism = None
     try:
         save_yaml(config, run.config)
         device = _device(config.device)
+        determinism = deterministic_cuda(device)  # before the data goes to the device
         if device.type == "cpu" and config.cpu_threads > 0:
             torch.set_num_threads(config.cpu_threads)
         dtype = torch.float16 if config.feature_dtype == "float16" else torch.float32
@@ -271,6 +303,8 @@ def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
         log.info("finished: %s", run.last)
     finally:
         torch.set_num_threads(threads)
+        if determinism is not None:
+            torch.use_deterministic_algorithms(determinism[0], warn_only=determinism[1])
         logging.getLogger("claws").removeHandler(handler)
         handler.close()
 

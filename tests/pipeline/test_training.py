@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -298,3 +299,123 @@ def test_kmeans_skipping_converged_blocks_trains_bitwise_like_the_full_loop(
                 for line in (run / "metrics.jsonl").read_text().splitlines()]
 
     assert lines(new) == lines(old) and [m["kind"] for m in lines(new)].count("clustering") >= 3
+
+
+def test_cuda_run_turns_deterministic_algorithms_on_before_any_cuda_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22 item 2: on CUDA, index_add_/cumsum (cluster sums, k-means, MIL segments) are
+    repeatable only under torch.use_deterministic_algorithms(True) with CUBLAS_WORKSPACE_CONFIG
+    set before cuBLAS starts. No GPU here: the data loading (the run's first CUDA work) is
+    replaced by a probe that records the settings and stops the run; the settings are restored."""
+    import claws.pipeline.training as training
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    seen = {}
+
+    def probe(*args, **kwargs):
+        seen.update(deterministic=torch.are_deterministic_algorithms_enabled(),
+                    workspace=os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        raise RuntimeError("stop: no GPU here")
+
+    monkeypatch.setattr(training, "load_training_data", probe)
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=4)
+    with pytest.raises(RuntimeError, match="stop"):
+        train(_config(tmp_path, shards, device="cuda"))
+    assert seen == {"deterministic": True, "workspace": ":4096:8"}
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
+    with pytest.raises(RuntimeError, match="stop"):
+        train(_config(tmp_path, shards, device="cpu", name="cpu"))
+    assert seen["deterministic"] is False  # the CPU is repeatable without it
+
+
+# --- a full disk at a checkpoint (issue 20 item 9) ------------------------------------------------
+
+def _train_argv(tmp_path: Path, shards: Path, name: str, *extra: str) -> list[str]:
+    """`claws train` on the small shards with SMALL's model and a checkpoint every 10 steps."""
+    return ["train", "--shards", str(shards), "--runs-dir", str(tmp_path / "runs"), "--name", name,
+            "--feature-dim", str(DIM), "--hidden1", "32", "--hidden2", "8", "--window", "16",
+            "--lr", "1e-3", "--log-every", "100", "--checkpoint-every", "10", *extra]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    x, y = load_checkpoint(a).model.state_dict(), load_checkpoint(b).model.state_dict()
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def _full_disk_at_step(monkeypatch: pytest.MonkeyPatch, step: int, fill) -> None:
+    """Call `fill()` just before the checkpoint of `step` is written."""
+    from claws.pipeline.training import Trainer
+
+    save = Trainer.save
+
+    def save_on_a_full_disk(self, final=False):
+        if self.step == step:
+            fill()
+        return save(self, final)
+
+    monkeypatch.setattr(Trainer, "save", save_on_a_full_disk)
+
+
+def _resumes_like_an_uninterrupted_run(tmp_path: Path, shards: Path, run: Path) -> None:
+    assert main(_train_argv(tmp_path, shards, "full", "--iterations", "30")) == 0
+    assert main(["train", "--resume", str(run), "--iterations", "30"]) == 0
+    assert load_checkpoint(run).step == 30
+    assert _same_weights(run, tmp_path / "runs" / "full")
+
+
+def test_a_full_disk_at_a_checkpoint_exits_2_naming_the_folder_and_keeps_last_pt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A write that reports ENOSPC (faked at fsync, as a full disk or quota reports it) while the
+    step-20 checkpoint is saved: exit 2 with the folder and the size, last.pt of step 10 intact,
+    no temporary left, and the resumed run equals an uninterrupted one."""
+    import errno
+    import os
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    full = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    with monkeypatch.context() as m:
+        _full_disk_at_step(m, 20, lambda: full.append(True))
+        m.setattr(os, "fsync", fsync)
+        assert main(_train_argv(tmp_path, shards, "r", "--iterations", "30")) == 2
+    run = tmp_path / "runs" / "r"
+    message = caplog.records[-1].getMessage()
+    assert f"no space left in {run / 'checkpoints'}" in message and "step-20.pt needs" in message
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step-10.pt"]
+    assert load_checkpoint(run).step == 10
+    _resumes_like_an_uninterrupted_run(tmp_path, shards, run)
+
+
+def test_a_real_full_disk_at_a_checkpoint_exits_2_and_resumes(
+        tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> None:
+    """The same on a full tmpfs (root only): torch.save once ended here in a RuntimeError."""
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    ballast = tmpfs / "ballast"
+
+    def fill() -> None:
+        with open(ballast, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+
+    argv = _train_argv(tmp_path, shards, "r", "--iterations", "30", "--runs-dir", str(tmpfs))
+    with monkeypatch.context() as m:
+        _full_disk_at_step(m, 20, fill)
+        assert main(argv) == 2
+    run = tmpfs / "r"
+    assert f"no space left in {run / 'checkpoints'}" in caplog.records[-1].getMessage()
+    assert "Traceback" not in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step-10.pt"]
+    assert load_checkpoint(run).step == 10
+    ballast.unlink()
+    _resumes_like_an_uninterrupted_run(tmp_path, shards, run)
