@@ -9,7 +9,9 @@ claws.data.version), training_state (optimizer, scheduler, RNG, sampler position
 assignments) for exact resume, and payload_sha256: a SHA-256 over every other field (keys, values,
 tensor dtypes, shapes and bytes), verified on load, so a file damaged on disk or in a copy is
 refused by name instead of scoring with changed weights. Files written before the checksum load
-with a warning (unverified).
+with a warning (unverified). A checkpoint is serialized in memory (a few MB) and written whole
+(claws.data.atomic.write_atomic), so a full disk is a DiskFullError naming the folder and the
+bytes needed, and the file it would have replaced stays as it was.
 
 A run directory keeps them under checkpoints/: last.pt (the latest) and step-N.pt.
 `stats_from` reads the statistics that `--stats-from` names (of `claws extract` and
@@ -19,6 +21,7 @@ A run directory keeps them under checkpoints/: last.pt (the latest) and step-N.p
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import pickle
 from dataclasses import dataclass, field, replace
@@ -28,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from claws.data.atomic import atomic_path
+from claws.data.atomic import write_atomic
 from claws.data.shards import SHARD_SUFFIX, NormStats, ShardSet, list_shards
 from claws.data.version import code_version
 from claws.model.claws import ClawsNet
@@ -81,7 +84,8 @@ def save_checkpoint(
     training_state: dict | None = None,
     version: str | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary name in the same folder, then rename).
+    """Write a checkpoint atomically (serialized in memory, temporary name in the same folder,
+    then rename).
 
     Args:
         path: final file path; its folder is created.
@@ -98,6 +102,10 @@ def save_checkpoint(
 
     Returns:
         The final path.
+
+    Raises:
+        claws.data.atomic.DiskFullError: no room for the file (the folder and the bytes needed are
+            named; nothing is left behind and an old file of that name is kept).
     """
     path = Path(path)
     payload: dict[str, Any] = {
@@ -115,9 +123,9 @@ def save_checkpoint(
         "training_state": training_state or {},
     }
     payload[CHECKSUM] = payload_checksum(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    buffer = io.BytesIO()  # torch.save on a full disk fails with a RuntimeError naming nothing
+    torch.save(payload, buffer)
+    return write_atomic(path, buffer.getbuffer())
 
 
 def payload_checksum(payload: dict) -> str:

@@ -10,19 +10,22 @@
   paper's curves, `claws_roc/*.csv`: a header row of Excel column letters, then FPR, TPR rows).
 
 matplotlib is imported inside the functions that draw, so the CLI starts without it. Every figure
-is written atomically. Shapes: N frames, K curve points.
+is rendered in memory and written whole (claws.data.atomic.write_atomic): a full disk is a
+DiskFullError naming the folder and the bytes needed, not the PNG encoder's bare ENOSPC.
+Shapes: N frames, K curve points.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from claws.data.atomic import atomic_path
+from claws.data.atomic import write_atomic
 from claws.pipeline.events import Event, above_threshold_runs
 
 if TYPE_CHECKING:
@@ -40,9 +43,9 @@ DPI = 100
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    return Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return write_atomic(path, buffer.getbuffer())
 
 
 def _known(fps: float | None) -> bool:

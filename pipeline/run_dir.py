@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from claws.data.atomic import write_text
+from claws.data.atomic import space_named, write_text
 from claws.pipeline.checkpoint import LAST
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -51,9 +51,11 @@ class RunDir:
         return self.checkpoints / f"step-{step}.pt"
 
     def write_metrics(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to metrics.jsonl (flushed at once)."""
-        with self.metrics.open("a") as handle:
-            handle.write(json.dumps(record, sort_keys=False) + "\n")
+        """Append one JSON line to metrics.jsonl (flushed at once; a full disk is a DiskFullError
+        naming the folder)."""
+        line = json.dumps(record, sort_keys=False) + "\n"
+        with space_named(self.path, self.metrics.name, len(line)), self.metrics.open("a") as handle:
+            handle.write(line)
 
     def truncate_metrics(self, step: int) -> None:
         """Drop what was logged after the checkpoint of `step` (a killed run logged past it).

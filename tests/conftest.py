@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -58,6 +58,24 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def fill_disk() -> Callable[[Path], Path]:
+    """A function that fills the file system holding a folder (a `tmpfs`) with a ballast file,
+    written until the disk refuses more, and returns that file (delete it to free the space)."""
+
+    def fill(folder: Path) -> Path:
+        ballast = Path(folder) / "ballast"
+        with open(ballast, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        return ballast
+
+    return fill
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

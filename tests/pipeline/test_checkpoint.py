@@ -101,8 +101,8 @@ def test_a_save_that_fails_midway_keeps_the_old_checkpoint(tmp_path: Path, monke
     file = _save(tmp_path / "last.pt", ClawsNet(**args), "claws", args, step=3)
     before = file.read_bytes()
 
-    def half_then_fail(payload, target):
-        Path(target).write_bytes(b"half a checkpoint")
+    def half_then_fail(payload, target):  # target: the in-memory buffer
+        target.write(b"half a checkpoint")
         raise RuntimeError("killed while writing")
 
     monkeypatch.setattr(torch, "save", half_then_fail)

@@ -194,3 +194,48 @@ def test_interval_rows_without_num_frames_or_past_the_end(scores, tmp_path, capl
     assert f"video cam_d: the annotation [79, 90) (0-based, end exclusive; {gt}:7) lies entirely " \
            "past the video's end (79 frames)" in caplog.text
     assert not (tmp_path / "r2").exists()
+
+
+def _evaluate_into(scores: Path, tmp_path: Path, report: Path) -> int:
+    gt = tmp_path / "gt.csv"
+    gt.write_text(INTERVALS)
+    return main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(report),
+                 "--no-progress"])
+
+
+def test_a_full_disk_names_the_report_folder_and_the_plot(scores, tmp_path, monkeypatch, caplog):
+    """Issue 20 item 9: a write reporting ENOSPC (faked at fsync) at the first file, roc.png:
+    exit 2 naming the folder, the file and its size; nothing left behind."""
+    import errno
+    import os
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    report = tmp_path / "report"
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", fsync)
+        assert _evaluate_into(scores, tmp_path, report) == 2
+    message = caplog.records[-1].getMessage()
+    assert f"no space left in {report}" in message and "roc.png needs" in message
+    assert not any(report.rglob("*.*"))
+
+
+def test_a_real_full_disk_names_the_report_folder_then_the_rerun_writes_it(
+        scores, tmp_path, tmpfs, fill_disk, monkeypatch, caplog):
+    """On a full tmpfs (root only) the plot's PNG encoder once ended in a bare `[Errno 28]`."""
+    plot_roc = report_module.plot_roc
+
+    def fill_then_plot(*args, **kwargs):
+        fill_disk(tmpfs)
+        return plot_roc(*args, **kwargs)
+
+    report = tmpfs / "report"
+    with monkeypatch.context() as m:
+        m.setattr(report_module, "plot_roc", fill_then_plot)
+        assert _evaluate_into(scores, tmp_path, report) == 2
+    assert f"no space left in {report}" in caplog.records[-1].getMessage()
+    assert not any(report.rglob("*.*"))
+    (tmpfs / "ballast").unlink()
+    assert _evaluate_into(scores, tmp_path, report) == 0
+    assert (report / "roc.png").is_file() and (report / "summary.md").is_file()

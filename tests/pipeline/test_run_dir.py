@@ -61,3 +61,11 @@ def test_a_line_that_is_not_json_is_named(tmp_path: Path) -> None:
         handle.write("garbage\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:2: not a JSON line"):
         run.truncate_metrics(20)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a disk that is always full)")
+def test_a_metrics_line_on_a_full_disk_names_the_folder(tmp_path: Path) -> None:
+    run = _run(tmp_path, [])
+    run.metrics = Path("/dev/full")  # every write there reports ENOSPC
+    with pytest.raises(OSError, match=rf"no space left in {run.path} .*writing full needs"):
+        run.write_metrics({"kind": "train", "step": 10})

@@ -394,28 +394,18 @@ def test_a_full_disk_at_a_checkpoint_exits_2_naming_the_folder_and_keeps_last_pt
 
 
 def test_a_real_full_disk_at_a_checkpoint_exits_2_and_resumes(
-        tmp_path: Path, tmpfs: Path, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, tmpfs: Path, fill_disk, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> None:
     """The same on a full tmpfs (root only): torch.save once ended here in a RuntimeError."""
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
-    ballast = tmpfs / "ballast"
-
-    def fill() -> None:
-        with open(ballast, "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass
-
     argv = _train_argv(tmp_path, shards, "r", "--iterations", "30", "--runs-dir", str(tmpfs))
     with monkeypatch.context() as m:
-        _full_disk_at_step(m, 20, fill)
+        _full_disk_at_step(m, 20, lambda: fill_disk(tmpfs))
         assert main(argv) == 2
     run = tmpfs / "r"
     assert f"no space left in {run / 'checkpoints'}" in caplog.records[-1].getMessage()
     assert "Traceback" not in capsys.readouterr().err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step-10.pt"]
     assert load_checkpoint(run).step == 10
-    ballast.unlink()
+    (tmpfs / "ballast").unlink()
     _resumes_like_an_uninterrupted_run(tmp_path, shards, run)
