@@ -80,6 +80,13 @@ def prepare_out(out: Path) -> None:
             path.unlink()
 
 
+def job_outputs(out: Path) -> list[Path]:
+    """What an extraction job writes: `out` itself, its work folder, failure log and shards
+    (a search for footage never reads them: claws.data.footage.folder_items)."""
+    out = Path(out)
+    return [out, work_dir(out), out / FAILURES, *sorted(out.glob("shard-*.h5"))]
+
+
 def remove_empty_work_dir(out: Path) -> None:
     """Remove `.work/` once no work file is left in it (any rank may call it: a folder another
     rank removed already is not in the way; one that still holds files stays)."""

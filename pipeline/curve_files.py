@@ -53,6 +53,15 @@ def is_complete(out: Path, video_id: str) -> bool:
     return all((Path(out) / f"{video_id}{s}").is_file() for s in OUTPUT_SUFFIXES)
 
 
+def video_output_files(out: Path) -> list[Path]:
+    """The per-video files a scores folder holds: every OUTPUT_SUFFIXES file of a name that has
+    a curve (`.npy`, written first), so that a run whose input folder is its --out never reads
+    its own plots as frames."""
+    out = Path(out)
+    names = [p.name[:-len(".npy")] for p in out.glob("*.npy")] if out.is_dir() else []
+    return [out / f"{name}{suffix}" for name in names for suffix in OUTPUT_SUFFIXES]
+
+
 def other_settings(out: Path, run: dict) -> dict[str, dict[str, tuple]]:
     """Finished videos of a scores folder scored with other SETTINGS than `run`.
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -170,14 +170,17 @@ def feature_precision(extractor: dict) -> str:
 SHARDS_DIR = "shards"
 
 
-def input_items(inputs: list[Path], fps: float = 0.0) -> list[VideoItem]:
+def input_items(
+    inputs: list[Path], fps: float = 0.0, exclude: Sequence[Path] = ()
+) -> list[VideoItem]:
     """Every video and frame folder of the inputs, ids unique across all of them.
 
     Args:
         inputs: video files, folders of videos, frame folders, or CSV manifests.
         fps: frame rate recorded for frame folders (0: the reader's default).
+        exclude: outputs of the command, never read as input (claws.data.footage).
     """
-    items = [item for source in inputs for item in footage_items(source)]
+    items = [item for source in inputs for item in footage_items(source, exclude=exclude)]
     if fps > 0:
         items = [replace(i, fps=fps) if i.is_frame_folder else i for i in items]
     return check_unique(items, ", ".join(map(str, inputs)))
@@ -232,7 +235,7 @@ def extraction_settings(ckpt: Checkpoint, footage: RawFootage) -> C3DSettings:
 
 
 def extract_inputs(
-    ckpt: Checkpoint, footage: RawFootage, folder: Path
+    ckpt: Checkpoint, footage: RawFootage, folder: Path, exclude: Sequence[Path] = ()
 ) -> tuple[ShardSet | None, list[VideoInfo], list[dict]]:
     """Extract the raw inputs into `folder` with the checkpoint's statistics.
 
@@ -240,6 +243,7 @@ def extract_inputs(
         ckpt: the loaded checkpoint (its statistics and feature metadata are used).
         footage: the raw input and how to extract it.
         folder: work folder inside the scores folder.
+        exclude: what the scoring command writes, never read as input.
 
     Returns:
         (the shards, the input videos found in them, failures as dicts with video and reason).
@@ -249,7 +253,7 @@ def extract_inputs(
     from claws.extract.engine import default_batch_size
     from claws.extract.job import JobConfig, run_job
 
-    items = input_items(footage.inputs, footage.fps)
+    items = input_items(footage.inputs, footage.fps, exclude)
     settings = extraction_settings(ckpt, footage)
     built = build_extractor(settings.weights, device=footage.device, precision=settings.precision,
                             seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)

@@ -95,7 +95,11 @@ def dataset_items(args: argparse.Namespace) -> list[VideoItem]:
     if args.dataset == "footage":
         from dataclasses import replace
 
-        items = footage_items(args.source, allow_missing=args.allow_missing)
+        from claws.extract.resume import job_outputs
+        from claws.pipeline.lock import LOCK_NAME
+
+        items = footage_items(args.source, allow_missing=args.allow_missing,
+                              exclude=[*job_outputs(args.out), args.out / LOCK_NAME])
         return [i if i.split or not args.split else replace(i, split=args.split) for i in items]
     if args.dataset == "ucf-crime":
         items, missing = ucf_crime_items(args.root, args.train_list, args.test_annotation)

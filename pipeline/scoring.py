@@ -17,9 +17,10 @@ from claws.data.shards import ShardError, ShardSet, VideoInfo
 from claws.extract.c3d_weights import file_sha256
 from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.events import find_events
-from claws.pipeline.lock import folder_lock
+from claws.pipeline.lock import LOCK_NAME, folder_lock
 from claws.pipeline.curve_files import (
-    FAILURES, is_complete, other_settings, remove_outputs, write_index, write_video_outputs,
+    FAILURES, INDEX, is_complete, other_settings, remove_outputs, video_output_files, write_index,
+    write_video_outputs,
 )
 from claws.pipeline.curves import (
     FeatureMismatch, RawFootage, check_feature_dim, checkpoint_window, score_shard_video,
@@ -46,6 +47,15 @@ class ScoreJob:
     overwrite: bool = False  # rescore finished videos, remove those of other settings
     review: bool = False  # also write the review page
     progress: bool = True
+
+
+def score_outputs(out: Path) -> list[Path]:
+    """What `claws score` writes: `out` itself and, for a run whose input folder is `out`, each
+    thing it writes there (never read as input: claws.data.footage.folder_items)."""
+    from claws.pipeline.review_site import REVIEW_DIR
+
+    return [out, out / FEATURES_DIR, out / REVIEW_DIR, out / INDEX, out / FAILURES,
+            out / LOCK_NAME, *video_output_files(out)]
 
 
 def _run_fields(ckpt: Checkpoint, job: ScoreJob, window: int) -> dict:
@@ -169,7 +179,8 @@ def _score_locked(ckpt: Checkpoint, job: ScoreJob) -> int:
         else:
             from claws.pipeline.curves import extract_inputs
 
-            shards, videos, failures = extract_inputs(ckpt, job.footage, out / FEATURES_DIR)
+            shards, videos, failures = extract_inputs(ckpt, job.footage, out / FEATURES_DIR,
+                                                      exclude=score_outputs(out))
     except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
         logger.error("%s", err)
         return 2

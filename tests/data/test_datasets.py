@@ -1,5 +1,6 @@
 """Dataset adapters against the real list files and fake trees in the real on-disk layouts."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -122,3 +123,63 @@ def test_manifest_entries_not_on_disk(tmp_path, caplog):
     (tmp_path / "m.csv").write_text("path,label,split\ngone.mp4,,\n")
     with pytest.raises(DatasetError, match="none of the listed videos exists"):
         manifest_items(tmp_path / "m.csv", allow_missing=True)
+
+
+def _video_files(*paths: Path) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+def test_a_stray_image_never_swallows_a_folder_of_videos(tmp_path, caplog):
+    """Issue 20.1: `f/cover.png` beside `f/normal/n.mp4` and `f/anomalous/a.mp4` made `f` ONE
+    frame folder of one frame; both videos were gone, with no log line."""
+    caplog.set_level(logging.INFO)
+    f = tmp_path / "f"
+    _video_files(f / "normal" / "n.mp4", f / "anomalous" / "a.mp4", f / "cover.png")
+    items = footage_items(f)
+    assert sorted((i.video_id, i.label, i.is_frame_folder) for i in items) == [
+        ("a", 1, False), ("n", 0, False)]
+    assert "skipped" in caplog.text and "cover.png" in caplog.text
+
+
+def test_an_image_among_videos_is_skipped_with_a_log_line(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    sub = tmp_path / "f" / "cams"
+    _video_files(sub / "one.mp4", sub / "two.avi", sub / "preview.png")
+    assert sorted(i.video_id for i in footage_items(tmp_path / "f")) == ["one", "two"]
+    assert "preview.png" in caplog.text and "videos" in caplog.text
+
+
+def test_the_frame_folder_rule(tmp_path, caplog):
+    """A frame folder holds at least MIN_FRAMES images, nothing else (hidden files aside), and
+    no video at any depth; anything else with images in it is listed as skipped."""
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "f"
+    _video_files(root / "cam.mp4")
+    _video_files(*(root / "door" / f"{n:03d}.png" for n in range(3)), root / "door" / ".DS_Store")
+    _video_files(root / "lonely" / "cover.jpg")  # one image is a stray file, not a video
+    _video_files(root / "plots" / "cam.png", root / "plots" / "cam2.png", root / "plots" / "cam.npy")
+    _video_files(root / "nested" / "0.jpg", root / "nested" / "1.jpg", root / "nested" / "x" / "v.mkv")
+    items = {i.video_id: i for i in footage_items(root)}
+    assert sorted(items) == ["cam", "door", "v"]
+    assert items["door"].is_frame_folder and not items["v"].is_frame_folder
+    for name in ("lonely", "plots", "nested"):
+        assert f"{root / name}" in caplog.text
+    # a folder given directly is judged by the same rule
+    assert [i.video_id for i in footage_items(root / "door")] == ["door"]
+    with pytest.raises(DatasetError, match="no videos or frame folders"):
+        footage_items(root / "lonely")
+
+
+def test_output_folders_are_never_read_as_input(tmp_path, caplog):
+    """`--out` inside the input folder is left out whole; `--out` equal to the input folder
+    leaves out the entries the command writes there (the caller names them)."""
+    caplog.set_level(logging.INFO)
+    root = tmp_path / "f"
+    _video_files(root / "cam.mp4", root / "feats" / "review" / "previews" / "cam.mp4",
+                 root / "cam.png", root / "cam2.png")
+    assert [i.video_id for i in footage_items(root, exclude=[root / "feats", root / "cam.png",
+                                                             root / "cam2.png"])] == ["cam"]
+    assert "cam.png" not in caplog.text and "previews" not in caplog.text
+    assert [i.video_id for i in footage_items(root, exclude=[root, root / "feats"])] == ["cam"]

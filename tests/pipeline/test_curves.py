@@ -90,3 +90,20 @@ def test_weights_must_be_known(random_feature_run, tmp_path, caplog):
     assert main(["score", str(video), "--run", str(tmp_path / "real.pt"),
                  "--out", str(tmp_path / "s"), "--no-progress"]) == 2
     assert "gone.pickle" in caplog.text and "pass --weights" in caplog.text
+
+
+@pytest.mark.slow
+def test_scores_written_into_the_input_folder_are_not_read_as_footage(random_feature_run, tmp_path):
+    """Issue 20.1: `claws score D --out D` scored its own plot PNGs (D became a frame folder) and
+    its review previews (review/previews/cam.mp4, a second `cam`) on the next run."""
+    folder = tmp_path / "D"
+    write_video(folder / "cam.mp4", synthetic_frames(17, seed=3), fps=8.0)
+    argv = ["score", str(folder), "--run", str(random_feature_run), "--weights", "random",
+            "--workers", "0", "--out", str(folder), "--no-progress", "--review"]
+    assert main(argv) == 0
+    assert (folder / "cam.png").is_file() and list((folder / "review").rglob("*.mp4"))
+    curve = np.load(folder / "cam.npy")
+    assert main(argv) == 0
+    index = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
+    assert [row["video_id"] for row in index] == ["cam"]
+    np.testing.assert_array_equal(np.load(folder / "cam.npy"), curve)

@@ -2,12 +2,15 @@
 (few clips: each costs ~0.1-0.4 s on this CPU), and the 2-process torchrun run."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
+from torchvision.io import write_png
 
 from claws.data.shards import ShardSet
 from claws.extract.synthetic import synthetic_frames, write_fake_shanghaitech, write_fake_ucf_crime, write_video
@@ -204,3 +207,24 @@ def test_stats_from_is_checked_before_the_first_frame(tmp_path, caplog):
         assert f"--stats-from {source}" in caplog.text and words in caplog.text
         assert not work_files(out) and not (out / "failures.jsonl").exists()
 
+
+
+@pytest.mark.slow  # loads C3D twice: ~10 s on the shared CPU
+def test_a_stray_image_and_the_output_folder_are_not_videos(tmp_path, caplog):
+    """Issue 20.1: `f/cover.png` beside `f/normal/n.mp4` and `f/anomalous/a.mp4` gave ONE
+    1-frame video `f`; `--out f/feats` inside the footage is never read as footage."""
+    f = tmp_path / "f"
+    write_video(f / "normal" / "n.mp4", synthetic_frames(10, 40, 48, seed=1))
+    write_video(f / "anomalous" / "a.mp4", synthetic_frames(12, 40, 48, seed=2))
+    write_png(torch.from_numpy(synthetic_frames(1, 40, 48)[0]).permute(2, 0, 1), str(f / "cover.png"))
+    caplog.set_level(logging.INFO)
+    out = f / "feats"
+    args = ["extract", "footage", str(f), "--split", "train", "--out", str(out)] + COMMON
+    assert main(args) == 0
+    shards = ShardSet(out)
+    assert shards.video_ids == ["a", "n"]
+    assert {v: shards.videos[v].label for v in shards.video_ids} == {"a": 1, "n": 0}
+    assert f"skipped {f}: its 1 image (cover.png)" in caplog.text
+    caplog.clear()
+    assert main(args) == 0  # the rerun reads neither its shards nor its work folder
+    assert ShardSet(out).video_ids == ["a", "n"] and "feats" not in caplog.text.replace(str(out), "")
