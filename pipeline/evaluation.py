@@ -170,4 +170,10 @@ def run(job: EvaluateJob) -> int:
     logger.info("frame AUC %.2f%%, AP %.2f%%, false alarms %.2f%% at %g over %d videos; "
                 "report in %s", 100 * metrics.auc, 100 * metrics.average_precision,
                 100 * metrics.false_alarm_rate, job.threshold, metrics.num_videos, job.out)
+    if metrics.per_video:
+        logger.info("localization over the %d anomalous videos: AUC_A %s, own AUC mean %s, "
+                    "median %s (%d undefined)", len(metrics.per_video),
+                    *(f"{100 * v:.2f}%" if v is not None else "undefined" for v in
+                      (metrics.auc_anomalous, metrics.video_auc_mean, metrics.video_auc_median)),
+                    metrics.num_video_auc_undefined)
     return 0

@@ -8,6 +8,8 @@
   both kinds of plot share one time axis and one colour per meaning (CURVE/EVENT/TRUTH/THRESHOLD).
 - `plot_roc`: ROC curves with their AUC, optionally beside reference curves read from CSV (the
   paper's curves, `claws_roc/*.csv`: a header row of Excel column letters, then FPR, TPR rows).
+- `plot_video_auc`: each anomalous video's own frame AUC as a bar, worst first, chance at 0.5
+  (does a model find the event inside a video, or only score the whole video high?).
 
 matplotlib is imported inside the functions that draw, so the CLI starts without it. Every figure
 is rendered in memory and written whole (claws.data.atomic.write_atomic): a full disk is a
@@ -242,3 +244,52 @@ def plot_roc(
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def video_auc_figure(video_auc: Mapping[str, float | None], title: str) -> Figure:
+    """Each video's own frame AUC, one bar per video, worst at the top, not yet written.
+
+    Args:
+        video_auc: video id -> its own frame AUC, None where undefined (the video is anomalous
+            throughout): those are named in the title, not drawn as 0.
+        title: figure title.
+
+    Returns:
+        The figure: bars, the chance line at 0.5 and the mean of the defined AUCs.
+    """
+    from matplotlib.figure import Figure
+
+    defined = sorted(((a, v) for v, a in video_auc.items() if a is not None), reverse=True)
+    undefined = sorted(v for v, a in video_auc.items() if a is None)
+    fig = Figure(figsize=(6.5, 1.6 + 0.17 * max(1, len(defined))), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(np.arange(len(defined)), [a for a, _ in defined], color=CURVE_COLOR, height=0.7)
+    ax.set_yticks(np.arange(len(defined)), [v for _, v in defined], fontsize=7)
+    ax.axvline(0.5, color=THRESHOLD_COLOR, linestyle="--", linewidth=1.0, label="chance (0.5)")
+    if defined:
+        mean = float(np.mean([a for a, _ in defined]))
+        ax.axvline(mean, color=TRUTH_COLOR, linewidth=1.2, label=f"mean {mean:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, max(len(defined), 1) - 0.4)
+    ax.set_xlabel("the video's own frame AUC (its event frames against its normal frames)")
+    if undefined:
+        shown = ", ".join(undefined[:6]) + (" ..." if len(undefined) > 6 else "")
+        title += f"\nundefined, anomalous throughout ({len(undefined)}): {shown}"
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return fig
+
+
+def plot_video_auc(path: Path, video_auc: Mapping[str, float | None], title: str) -> Path:
+    """Write a PNG of each video's own frame AUC (see video_auc_figure).
+
+    Args:
+        path: PNG to write.
+        video_auc: video id -> its own frame AUC, None where undefined.
+        title: figure title.
+
+    Returns:
+        The path written.
+    """
+    return _save(video_auc_figure(video_auc, title), path)

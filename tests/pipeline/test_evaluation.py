@@ -112,13 +112,20 @@ def test_report_plots_get_each_videos_fps_and_the_threshold(
         assert drawn == want, name
 
 
-def test_ucf_annotation_past_the_end_is_a_counted_warning(scores, tmp_path):
+def evaluate_ucf(scores: Path, tmp_path: Path, cam_a: str, cam_d: str) -> Path:
+    """`claws evaluate` against a UCF-Crime annotation of the tiny videos (cam_a Arson and cam_d
+    Shooting with the given 1-based 'start end start end' ranges); returns the report folder."""
     ann = tmp_path / "Temporal_Anomaly_Annotation.txt"
-    ann.write_text("cam_a.mp4  Arson  21  60  91  120\ncam_d.mp4  Shooting  1  10  -1  -1\n"
+    ann.write_text(f"cam_a.mp4  Arson  {cam_a}\ncam_d.mp4  Shooting  {cam_d}\n"
                    "cam_b.mp4  Normal  -1  -1  -1  -1\ncam_c.mp4  Normal  -1  -1  -1  -1\n")
     report = tmp_path / "report"
     assert main(["evaluate", str(scores), "--ucf-annotations", str(ann), "--out", str(report),
                  "--no-video-plots", "--no-progress"]) == 0
+    return report
+
+
+def test_ucf_annotation_past_the_end_is_a_counted_warning(scores, tmp_path):
+    report = evaluate_ucf(scores, tmp_path, "21  60  91  120", "1  10  -1  -1")
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["num_warnings"] == 1 and "cam_a" in metrics["warnings"][0]
     assert metrics["num_anomalous_frames"] == 60  # 21..60 and 91..100 (clipped), 1..10
@@ -194,6 +201,34 @@ def test_interval_rows_without_num_frames_or_past_the_end(scores, tmp_path, capl
     assert f"video cam_d: the annotation [79, 90) (0-based, end exclusive; {gt}:7) lies entirely " \
            "past the video's end (79 frames)" in caplog.text
     assert not (tmp_path / "r2").exists()
+
+
+def test_report_localization(scores, tmp_path):
+    """AUC_A, each anomalous video's own AUC (undefined for cam_d, anomalous throughout: null in
+    metrics.json, 'undefined' in summary.md, never 0 or NaN), per-class AUC_A, and the figure."""
+    report = evaluate_ucf(scores, tmp_path, "21  60  91  100", "1  79  -1  -1")
+    text = (report / "metrics.json").read_text()
+    assert "NaN" not in text
+    metrics = json.loads(text)
+    labels = _labels()
+    labels["cam_d"][:] = 1
+    curves = {v: np.load(scores / f"{v}.npy") for v in labels}
+    both = np.concatenate([labels["cam_a"], labels["cam_d"]])
+    both_scores = np.concatenate([curves["cam_a"], curves["cam_d"]])
+    assert metrics["auc_anomalous"] == pytest.approx(roc_auc_score(both, both_scores))
+    own = {row["video_id"]: row["auc"] for row in metrics["per_video"]}
+    assert own == {"cam_a": pytest.approx(roc_auc_score(labels["cam_a"], curves["cam_a"])),
+                   "cam_d": None}
+    assert metrics["num_video_auc_undefined"] == 1
+    assert metrics["video_auc_mean"] == metrics["video_auc_median"] == pytest.approx(own["cam_a"])
+    assert metrics["per_class_auc_anomalous"] == {"Arson": pytest.approx(own["cam_a"]),
+                                                  "Shooting": None}
+    summary = (report / "summary.md").read_text()
+    assert f"| AUC_A: frame AUC over the anomalous videos' frames alone | " \
+           f"{100 * metrics['auc_anomalous']:.2f}% |" in summary
+    assert "1 undefined (anomalous throughout)" in summary
+    assert "| Shooting |" in summary and summary.count("| undefined |") >= 2  # class, cam_d row
+    assert (report / "video_auc.png").is_file() and "(video_auc.png)" in summary
 
 
 def _evaluate_into(scores: Path, tmp_path: Path, report: Path) -> int:

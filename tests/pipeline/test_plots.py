@@ -20,6 +20,8 @@ from claws.pipeline.plots import (
     plot_curve_events,
     plot_curve_truth,
     plot_roc,
+    plot_video_auc,
+    video_auc_figure,
     read_reference_roc,
 )
 
@@ -170,3 +172,15 @@ def test_roc_plot(tmp_path):
     fpr, tpr = np.array([0, 0.1, 1]), np.array([0, 0.8, 1])
     path = plot_roc(tmp_path / "roc.png", {"ours": (fpr, tpr, 0.85)}, {"paper": ref})
     assert imread(path).shape[:2] == (500, 550)
+
+
+def test_video_auc_bars_worst_on_top_undefined_named_not_drawn(tmp_path):
+    fig = video_auc_figure({"a": 0.9, "b": 0.3, "c": None, "d": 0.6}, "own AUC")
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    # bottom to top: best to worst, so the worst-localized video is read first
+    assert [round(b.get_width(), 3) for b in sorted(bars, key=lambda b: b.get_y())] == [0.9, 0.6, 0.3]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "d", "b"]
+    assert "undefined, anomalous throughout (1): c" in ax.get_title(loc="left")
+    path = plot_video_auc(tmp_path / "v.png", {"a": 0.9, "c": None}, "own AUC")
+    assert imread(path).shape[1] == 650 and sorted(p.name for p in tmp_path.iterdir()) == ["v.png"]
