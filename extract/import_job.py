@@ -33,6 +33,11 @@ segment. num_frames comes from the frame-count lists, else from the last frame o
 Rows are L2-normalised first when asked (`l2_normalize`, each row in the file's dimension; a
 row of zeros stays zero), then reduced to `feature_dim` (mean of adjacent pairs).
 
+Values: a file holding NaN or inf fails, and so does one whose pair means overflow float32, each
+in phase 1 with the file named; a video whose finite values overflow float32 once normalized
+fails alone in phase 2 (claws.extract.job.write_shards). None of them reaches the statistics or a
+shard.
+
 Shapes: T clips, N segments, D feature dim (D_file = 2 D when adjacent pairs are averaged).
 """
 
@@ -156,7 +161,15 @@ def _reduce(features: np.ndarray, feature_dim: int | None, where: str) -> np.nda
     if feature_dim is None or features.shape[1] == feature_dim:
         return features
     if features.shape[1] == 2 * feature_dim:  # DESIGN.md "2048-d": mean of adjacent pairs
-        return features.reshape(len(features), feature_dim, 2).mean(-1)
+        with np.errstate(over="ignore"):  # checked below, with the file named
+            pairs = features.reshape(len(features), feature_dim, 2).mean(-1)
+        if not np.isfinite(pairs).all():
+            raise FeatureFileError(
+                f"{where}: features are not finite after averaging adjacent pairs (values up to "
+                f"{np.abs(features).max():.3g} overflow float32); the file is damaged or does "
+                "not hold features"
+            )
+        return pairs
     raise FeatureFileError(
         f"{where}: features of dim {features.shape[1]} cannot become {feature_dim} "
         f"(only D or 2D by averaging adjacent pairs)"
@@ -401,5 +414,6 @@ def run_import(
                 logger.error("%s (%s) failed: %s", item.video_id, entry.where, reason)
                 log_failure(out, item.video_id, entry.where, reason)
                 failed.append((item.video_id, reason))
-    shards = finish_job(out, keys, stats, config.shard_size, config.created_by)
-    return ImportResult(len(pending) - len(failed), len(items) - len(pending), failed, shards)
+    shards = finish_job(out, keys, stats, config.shard_size, config.created_by, failed=failed)
+    imported = {i.video_id for i in pending} - {video_id for video_id, _ in failed}
+    return ImportResult(len(imported), len(items) - len(pending), failed, shards)

@@ -7,7 +7,9 @@ the same source and extractor; a finished shard of the job's video from another 
 job: `pending_videos`, claws.extract.resume). Extract (phase 1): every pending video goes
 through the engine (claws.extract.engine) and its raw features are stored as a work file.
 Finalize (phase 2, `finish_job`), once every video is done or failed: pick the normalization
-statistics, then write the final shards of the job's videos from the work files. The import job
+statistics, then write the final shards of the job's videos from the work files; a video whose
+features are not finite once normalized (finite raw values far outside the training videos' range
+overflow float32) fails there alone, like a video that cannot be read. The import job
 (claws.extract.import_job) runs the same plan and finalize steps around its own phase 1.
 
 Statistics come, in this order, from (1) the shards already in the output directory (new videos
@@ -140,7 +142,8 @@ def run_job(
             decode_threads=config.decode_threads, progress=config.progress,
         )
     barrier(rank)  # every rank's work files are on disk now
-    shards = finish_job(out, keys, stats, config.shard_size, config.created_by, rank, config.device)
+    shards = finish_job(out, keys, stats, config.shard_size, config.created_by, rank, config.device,
+                        failed)
     return JobResult(counters.get("videos_done", 0), skipped, failed,
                      all_sum(len(failed), rank, config.device), shards, counters)
 
@@ -243,7 +246,7 @@ def existing_stats(out: Path) -> NormStats | None:
 
 def finish_job(
     out: Path, keys: dict[str, dict], stats: JobStats, shard_size: int, created_by: str,
-    rank: Rank = Rank(), device: str = "cpu",
+    rank: Rank = Rank(), device: str = "cpu", failed: list[tuple[str, str]] | None = None,
 ) -> list[Path]:
     """Phase 2: normalize this rank's share of the job's work files into shards.
 
@@ -255,6 +258,8 @@ def finish_job(
         created_by: recorded in every shard.
         rank: this process; every rank calls it (computed statistics are a collective).
         device: the job's device (NCCL reduces on the GPU).
+        failed: (video_id, reason) of each video that fails here is appended to it (and logged in
+            failures.jsonl).
 
     Returns:
         The shards this rank wrote.
@@ -265,7 +270,7 @@ def finish_job(
     if everything:
         files = everything[rank.rank::rank.world_size]
         chosen = resolve_stats(out, stats.stored, files, stats.given, rank, device)
-        written = write_shards(out, files, chosen, rank, shard_size, created_by)
+        written = write_shards(out, files, chosen, rank, shard_size, created_by, failed)
     remove_empty_work_dir(out)
     return written
 
@@ -322,9 +327,14 @@ def next_shard_index(out: Path, rank: int) -> int:
 
 
 def write_shards(
-    out: Path, files: list[Path], stats: NormStats, rank: Rank, shard_size: int, created_by: str
+    out: Path, files: list[Path], stats: NormStats, rank: Rank, shard_size: int, created_by: str,
+    failed: list[tuple[str, str]] | None = None,
 ) -> list[Path]:
-    """Normalize this rank's work files into new shards, then delete those work files."""
+    """Normalize this rank's work files into new shards, then delete those work files.
+
+    A video whose normalized features are not finite is left out, logged as failed (appended
+    to `failed` too) and its work file deleted, so a rerun reads its source again.
+    """
     in_shards = set(shard_videos(out))
     pending = []
     for path in files:
@@ -338,11 +348,24 @@ def write_shards(
         records = []
         for path in group:
             record = read_work(path)
-            record.features = stats.normalize(record.features)
-            records.append(record)
-        shard = Path(out) / f"shard-r{rank.rank:03d}-{index:05d}.h5"
-        written.append(write_shard(shard, records, stats, created_by))
-        index += 1
+            raw = record.features
+            with np.errstate(over="ignore"):  # checked here, with the video named
+                record.features = stats.normalize(raw)
+            if np.isfinite(record.features).all():
+                records.append(record)
+                continue
+            reason = (f"features are not finite after normalization: raw values up to "
+                      f"{np.abs(raw).max():.3g}, statistics of {stats.source or 'unknown'} with "
+                      f"ranges down to {stats.range.min():.3g}, overflow float32; the source holds "
+                      "values far outside those of the training videos: check it")
+            logger.error("%s (%s) failed: %s", record.video_id, record.source_path, reason)
+            log_failure(out, record.video_id, record.source_path, reason, rank.rank)
+            if failed is not None:
+                failed.append((record.video_id, reason))
+        if records:
+            shard = Path(out) / f"shard-r{rank.rank:03d}-{index:05d}.h5"
+            written.append(write_shard(shard, records, stats, created_by))
+            index += 1
         for path in group:
             path.unlink()
     return written

@@ -6,7 +6,9 @@ again with the checkpoint's. Clip scores come from claws.model.inference.clip_sc
 training windows (DESIGN.md "Batches and NSM windows"); frame curves from claws.data.clips (the one
 clip rule). Before scoring, the shards' feature metadata is checked against the checkpoint's:
 another feature dimension or other C3D weights is an error; random-weights features on one side
-only is a loud warning.
+only is a loud warning. Features that are not finite once normalized with the checkpoint's
+statistics, and scores that are not finite, fail their video (NonFiniteValues, naming it): no
+NaN curve or peak is ever written.
 
 Raw footage (videos, folders of videos, frame folders) goes through the extraction job
 (claws.extract.job.run_job, the same decoding, C3D and shard writing as `claws extract`) into
@@ -40,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 class FeatureMismatch(ValueError):
     """Features and checkpoint come from different extractors; the message says which and how."""
+
+
+class NonFiniteValues(ValueError):
+    """A video's normalized features or its scores hold NaN or inf; the message names the video."""
 
 
 class ScoredVideo(NamedTuple):
@@ -134,8 +140,18 @@ def checkpoint_features(ckpt: Checkpoint, shards: ShardSet, video_id: str) -> np
         stats.range, shards.stats.range
     )
     if same:
-        return shards.features(video_id)
-    return stats.normalize(shards.features(video_id, raw=True))
+        return shards.features(video_id)  # checked finite by the reader
+    raw = shards.features(video_id, raw=True)
+    with np.errstate(over="ignore"):  # checked here, with the video named
+        features = stats.normalize(raw)
+    if not np.isfinite(features).all():
+        raise NonFiniteValues(
+            f"video {video_id}: features are not finite after normalization with the "
+            f"checkpoint's statistics (raw values up to {np.abs(raw).max():.3g}, ranges down to "
+            f"{stats.range.min():.3g}: beyond float32); they lie far outside the features the "
+            "model was trained on: check the video's features"
+        )
+    return features
 
 
 def score_shard_video(
@@ -156,6 +172,13 @@ def score_shard_video(
     random_features = check_features(ckpt, shards.feature_dim, info.extractor, where)
     features = checkpoint_features(ckpt, shards, info.video_id)
     clips, frames = score_features(ckpt, features, info.num_frames, window, info.clip_len)
+    if not np.isfinite(clips).all():
+        raise NonFiniteValues(
+            f"{where}: the model gave scores that are not finite (NaN or inf) for "
+            f"{int((~np.isfinite(clips)).sum())} of {len(clips)} clips; its normalized features "
+            f"reach {np.abs(features).max():.3g} (training features lie within about 1): check "
+            "the video's features and the statistics they were normalized with"
+        )
     return ScoredVideo(
         info.video_id, frames, clips, info.num_frames, info.fps,
         info.source_path or str(info.shard), info.label, info.class_name, random_features,

@@ -6,7 +6,8 @@ offsets[v] + counts[v]), D feature dim, K windows of all videos, b clips per win
 Only split "train" videos are read; the test split is never touched. Validation, when asked,
 holds out a stratified, seeded share of the TRAINING videos. Errors are raised before training
 starts for: no shards, no training videos, a label of -1, a single class, a feature size other
-than the config's, and clip lengths that differ between videos.
+than the config's, clip lengths that differ between videos, and features that are not finite in
+the training dtype (the shard reader refuses NaN and inf; float16 also overflows above 65504).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def load_videos(
     counts = torch.tensor([len(a) for a in arrays], dtype=torch.int64)
     offsets = torch.cumsum(counts, 0) - counts
     features = torch.from_numpy(np.concatenate(arrays)).to(dtype)
+    _check_finite(features, videos, arrays)
     clips, valid, owner = [], [], []
     for index, count in enumerate(counts.tolist()):
         windows = video_windows(count, window)
@@ -121,6 +123,25 @@ def load_videos(
         window_valid=torch.cat(valid).to(device),
         window_video=torch.cat(owner).to(device),
         windows_per_video=[len(c) for c in clips],
+    )
+
+
+def _check_finite(features: Tensor, videos: list[VideoInfo], arrays: list[np.ndarray]) -> None:
+    """Refuse, naming the videos, features that are not finite in the training dtype."""
+    if bool(torch.isfinite(features).all()):
+        return
+    finite = torch.isfinite(features).all(dim=1).tolist()
+    bad, start = [], 0
+    for video, array in zip(videos, arrays):
+        if not all(finite[start : start + len(array)]):
+            bad.append((video, float(np.abs(array).max())))
+        start += len(array)
+    named = ", ".join(f"{v.shard}: video {v.video_id} (values up to {top:.3g})" for v, top in bad[:5])
+    hint = (" (float16 holds at most 65504): train with --feature-dtype float32, or"
+            if features.dtype == torch.float16 else ":")
+    raise ValueError(
+        f"features of {len(bad)} training video(s) are not finite in {str(features.dtype)[6:]}"
+        f"{hint} check those videos' features: {named}"
     )
 
 

@@ -230,3 +230,58 @@ def test_object_array_file_is_named_with_what_to_do(tmp_path, caplog):
     assert main(["import-features", "manifest", str(alone), "--features", str(feats / "train"),
                  "--fps", "12", "--out", str(tmp_path / "out2")] + QUIET) == 2
     assert f"{feats / 'train' / 'cam_a.npy'}: an array of Python objects" in caplog.text
+
+
+# --- non-finite values (issue 20 item 5) ----------------------------------------------------------
+
+def _failures(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+
+
+def test_a_file_that_overflows_after_normalization_fails_alone(tmp_path):
+    """1e38 is a finite float32, but not once divided by the small ranges of training videos that
+    barely vary: that video fails alone (exit 1, failures.jsonl names its file), the others are
+    imported, and nothing non-finite reaches a shard."""
+    feats, manifest, counts = write_case(tmp_path)
+    np.save(feats / "train" / "cam_a.npy", raw("cam_a", 7) * np.float32(1e-3))
+    np.save(feats / "train" / "cam_b_i3d.npy", raw("cam_b", 2, crops=10) * np.float32(1e-3))
+    np.save(feats / "test" / "cam_d.npy", np.full((5, D), 1e38, np.float32))
+    out = tmp_path / "out"
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--fps", "12", "--out", str(out)] + QUIET
+    assert main(args) == 1
+    shards = ShardSet(out)
+    assert shards.video_ids == ["cam_a", "cam_b", "cam_c"]
+    assert all(np.isfinite(shards.features(v)).all() for v in shards.video_ids)
+    [failure] = _failures(out)
+    assert failure["video_id"] == "cam_d" and failure["path"].endswith("cam_d.npy")
+    assert "not finite after normalization" in failure["reason"]
+
+
+def test_a_file_whose_pair_means_overflow_fails_alone(tmp_path):
+    """Averaging adjacent pairs of 3e38 in float32 gives inf: the video fails alone, and the
+    statistics come from the other training video, not from inf."""
+    feats, manifest, counts = write_case(tmp_path)
+    np.save(feats / "train" / "cam_a.npy", np.full((7, 2 * D), 3e38, np.float32))
+    out = tmp_path / "out"
+    args = ["import-features", "manifest", str(manifest), "--features", str(feats), "--frame-counts",
+            str(counts), "--fps", "12", "--feature-dim", str(D), "--out", str(out)] + QUIET
+    assert main(args) == 1
+    shards = ShardSet(out)
+    assert shards.video_ids == ["cam_b", "cam_c", "cam_d"] and shards.stats.num_videos == 1
+    [failure] = _failures(out)
+    assert failure["video_id"] == "cam_a" and failure["path"].endswith("cam_a.npy")
+    assert "not finite" in failure["reason"]
+
+
+def test_a_file_holding_inf_fails_alone(tmp_path):
+    feats, manifest, counts = write_case(tmp_path)
+    values = raw("cam_d", 5)
+    values[2, 3] = np.inf
+    np.save(feats / "test" / "cam_d.npy", values)
+    out = tmp_path / "out"
+    assert main(["import-features", "manifest", str(manifest), "--features", str(feats),
+                 "--frame-counts", str(counts), "--fps", "12", "--out", str(out)] + QUIET) == 1
+    assert ShardSet(out).video_ids == ["cam_a", "cam_b", "cam_c"]
+    [failure] = _failures(out)
+    assert failure["video_id"] == "cam_d" and "NaN or inf" in failure["reason"]

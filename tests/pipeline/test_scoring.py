@@ -182,3 +182,70 @@ def test_damaged_checkpoint_exits_2_by_name(tiny_run, tiny_shards, tmp_path, cap
     last.write_bytes(bytes(data))
     assert _score(tiny_run, tiny_shards, tmp_path / "scores") == 2
     assert str(last) in caplog.text and "damaged" in caplog.text
+
+
+# --- non-finite values (issue 20 item 5) ----------------------------------------------------------
+
+def _run_with(folder: Path, stats, nsm_weight: float | None = None) -> Path:
+    """A run like `tiny_run` with these statistics; `nsm_weight` fills module 1's NSM layer, so a
+    video of huge features makes its softmax inf - inf = NaN."""
+    from claws.model.claws import ClawsNet
+    from claws.pipeline.checkpoint import save_checkpoint
+
+    from .conftest import FEATURE_DIM
+
+    torch.manual_seed(0)
+    args = {"feature_dim": FEATURE_DIM, "hidden1": 6, "hidden2": 4}
+    model = ClawsNet(**args)
+    if nsm_weight is not None:
+        with torch.no_grad():
+            model.module1.nsm.weight.fill_(nsm_weight)
+    save_checkpoint(folder / "checkpoints" / "last.pt", model=model, model_name="claws",
+                    model_args=args, config={"window": WINDOW}, norm_stats=stats,
+                    feature_meta={"feature_dim": FEATURE_DIM, "clip_len": 16, "extractor": EXTRACTOR},
+                    step=3, seed=0, version="test")
+    return folder
+
+
+def _shards_with_a_huge_video(folder: Path, stats, value: float) -> Path:
+    """cam_a as usual and `huge`, whose raw features are all `value`, normalized with `stats`."""
+    from .conftest import FEATURE_DIM
+
+    records = [VideoRecord("cam_a", stats.normalize(raw_features("cam_a", 100)), 100, 10.0, 1, "test",
+                           extractor=EXTRACTOR),
+               VideoRecord("huge", stats.normalize(np.full((3, FEATURE_DIM), value)), 40, 10.0, 0,
+                           "test", extractor=EXTRACTOR)]
+    folder.mkdir(parents=True)
+    write_shard(folder / "shard-r000-00000.h5", records, stats)
+    return folder
+
+
+def _fails_alone(out: Path, video_id: str, reason: str) -> None:
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["video_id"] for f in failures] == [video_id] and reason in failures[0]["reason"]
+    assert not list(out.glob(f"{video_id}.*")) and (out / "cam_a.events.json").is_file()
+    written = "".join(p.read_text() for p in [out / "index.jsonl", *out.glob("*.events.json")])
+    assert "NaN" not in written and "Infinity" not in written
+    assert all(np.isfinite(np.load(p)).all() for p in out.glob("*.npy"))
+
+
+def test_a_video_whose_scores_are_not_finite_fails_alone(tmp_path, caplog):
+    """Finite features of 5e37 turn the NSM softmax into NaN: once an all-NaN curve and
+    "peak": NaN with exit 0; now that video fails alone, named, and nothing NaN is written."""
+    run = _run_with(tmp_path / "run", STATS, nsm_weight=1.0)
+    shards = _shards_with_a_huge_video(tmp_path / "shards", STATS, 1e38)
+    out = tmp_path / "scores"
+    assert _score(run, shards, out) == 1
+    _fails_alone(out, "huge", "not finite")
+    assert "huge" in caplog.text
+
+
+def test_features_that_overflow_after_normalization_fail_their_video(tmp_path):
+    """Shards normalized with other statistics: 1e38 divided by the checkpoint's range of 1e-3
+    overflows float32; that video fails alone with a message saying so."""
+    small = type(STATS)(STATS.mean, np.full(STATS.feature_dim, 1e-3), 3, 30, "small ranges")
+    run = _run_with(tmp_path / "run", small)
+    shards = _shards_with_a_huge_video(tmp_path / "shards", STATS, 1e38)
+    out = tmp_path / "scores"
+    assert _score(run, shards, out) == 1
+    _fails_alone(out, "huge", "not finite after normalization")

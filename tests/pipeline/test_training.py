@@ -409,3 +409,25 @@ def test_a_real_full_disk_at_a_checkpoint_exits_2_and_resumes(
     assert load_checkpoint(run).step == 10
     (tmpfs / "ballast").unlink()
     _resumes_like_an_uninterrupted_run(tmp_path, shards, run)
+
+
+# --- non-finite training features (issue 20 item 5) -----------------------------------------------
+
+def test_features_that_overflow_float16_are_an_error_naming_the_video(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """7e4 is a finite float32 but beyond float16 (65504): a float16 run once trained on inf
+    features without a word (exit 0); now exit 2 before training, naming the video and what to
+    do."""
+    import numpy as np
+
+    from claws.data.shards import NormStats, VideoRecord, write_shard
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    big = VideoRecord("video_big", np.full((30, DIM), 7e4, np.float32), 30 * 16, 30.0, 1, "train",
+                      extractor={"weights_sha256": "0" * 64, "random": True})
+    write_shard(shards / "part-001.h5", [big], NormStats.identity(DIM))
+    assert main(_train_argv(tmp_path, shards, "r", "--iterations", "10",
+                            "--feature-dtype", "float16")) == 2
+    message = caplog.records[-1].getMessage()
+    assert "video_big" in message and "float16" in message and "--feature-dtype float32" in message
+    assert not list((tmp_path / "runs").rglob("*.pt"))
