@@ -83,7 +83,11 @@ def _frames_verdict(images: list[Path], others: list[Path], has_videos: bool) ->
 def _search(folder: Path, root: Path, split: str, exclude: list[Path], seen: set[Path]) -> _Found:
     """Footage in `folder` and below it (see the module docstring for the rules)."""
     videos, images, others, found = [], [], [], _Found([], [], False)
-    for path in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        return _Found([], [Skipped(folder, f"cannot be listed ({err.strerror or err})")], False)
+    for path in entries:
         if _is_excluded(path, exclude):
             continue
         if path.is_dir():
@@ -148,7 +152,9 @@ def folder_items(root: Path, split: str = "", exclude: Iterable[Path] = ()) -> l
     split = parse_split(split, str(root))
     if root.is_file():
         if root.suffix.lower() not in VIDEO_SUFFIXES:
-            raise DatasetError(f"{root}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
+            raise DatasetError(f"{root}: not a video file ({root.suffix or 'no'} ending is not "
+                               "one of the video types, README 'Containers'); name it in a CSV "
+                               "manifest to try it anyway")
         return [VideoItem(root.stem, root, -1, split)]
     if not root.is_dir():
         raise DatasetError(f"footage {root} does not exist")

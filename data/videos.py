@@ -20,7 +20,21 @@ from typing import Iterable, Iterator, Sequence
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+# File endings taken for videos in a folder search. FFmpeg picks its demuxer by a file's content,
+# not its name, so the list only says which files to try: every container kind people record
+# or export video in that PyAV's FFmpeg reads (tests/extract/test_video.py writes and decodes
+# each, .dav aside, which FFmpeg reads but cannot write). Probing every file instead would take
+# images (one frame each) and text (FFmpeg's tty demuxer) for videos. A file of another ending
+# is skipped with a log line; a manifest may name it.
+VIDEO_SUFFIXES = (
+    ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mj2", ".f4v",  # ISO / QuickTime
+    ".avi", ".divx", ".mkv", ".webm", ".flv", ".wmv", ".asf", ".dvr-ms", ".wtv",
+    ".mpg", ".mpeg", ".mpe", ".m1v", ".m2v", ".vob",  # MPEG program and elementary streams
+    ".ts", ".m2ts", ".mts", ".m2t",  # MPEG transport streams: recorders, camcorders, broadcast
+    ".ogv", ".ogg", ".ogm", ".dv", ".mxf", ".nut", ".y4m", ".ivf", ".rm", ".rmvb",
+    ".h264", ".264", ".h265", ".265", ".hevc", ".mjpeg", ".mjpg",  # raw streams of cameras
+    ".dav",  # Dahua surveillance recorders
+)
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 LABELS = {"anomalous": 1, "abnormal": 1, "anomaly": 1, "1": 1, "normal": 0, "0": 0, "": -1,
           "unknown": -1, "-1": -1}

@@ -28,6 +28,7 @@ every rank's view of the directory the same where it matters.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from claws.data.clips import CLIP_LEN, TAIL_POLICY
 from claws.data.shards import (
     NormAccumulator, NormStats, ShardSet, VideoRecord, list_shards, video_id_problem, write_shard,
 )
-from claws.data.videos import VideoItem, source_stamp
+from claws.data.videos import VideoItem, printable, source_stamp
 from claws.extract.distributed import Rank, all_reduce_accumulator, all_sum, balanced_split, barrier
 from claws.extract.resume import (
     check_same_extractor, job_work_files, log_failure, log_resume, plan_resume, prepare_out,
@@ -106,7 +107,8 @@ def run_job(
 
     out = Path(config.out)
     stats = prepare_job(out, extractor, config.stats, config.stats_origin, rank)
-    keys = {i.video_id: video_key(i, extractor) for i in items}
+    keys, unreadable = video_keys(items, extractor)
+    items = [i for i in items if i.video_id in keys]
     pending = pending_videos(out, items, keys, "done", "extracting it again", rank)
     skipped = len(items) - len(pending)
     unnamable = [(i, why) for i in pending if (why := video_id_problem(i.video_id))]
@@ -132,8 +134,8 @@ def run_job(
         failed.append((item.video_id, reason))
 
     if rank.rank == 0:
-        for item, why in unnamable:  # failed now: a shard could not hold them
-            on_failed(item, why)
+        for item, why in unreadable + unnamable:  # failed now: nothing to decode, or a shard
+            on_failed(item, why)  # could not hold them
     counters = {}
     if share:
         counters = extract_videos(
@@ -152,6 +154,31 @@ def video_key(item: VideoItem, extractor: dict) -> dict:
     """The work-file key of a video of this job (claws.extract.resume.work_key)."""
     return work_key(source_stamp(item.path), extractor, label=item.label, split=item.split,
                     class_name=item.class_name)
+
+
+def video_keys(
+    items: Sequence[VideoItem], extractor: dict
+) -> tuple[dict[str, dict], list[tuple[VideoItem, str]]]:
+    """The work-file keys of the job's videos, and the videos whose source cannot be read.
+
+    Returns:
+        (video id -> key, [(item, why)] for a source that is gone: a dangling symbolic link, a
+        file deleted after the folder was searched, one that cannot be looked at).
+    """
+    keys, unreadable = {}, []
+    for item in items:
+        try:
+            keys[item.video_id] = video_key(item, extractor)
+        except OSError as err:
+            unreadable.append((item, source_problem(Path(item.path), err)))
+    return keys, unreadable
+
+
+def source_problem(path: Path, err: OSError) -> str:
+    """Why a video's source cannot be read, for failures.jsonl."""
+    if path.is_symlink() and not path.exists():
+        return f"a symbolic link to {printable(os.readlink(path))}, which does not exist"
+    return f"cannot be read ({err.strerror or err})"
 
 
 # --- plan: checks before any work, and the videos still to do --------------------------------

@@ -183,3 +183,41 @@ def test_output_folders_are_never_read_as_input(tmp_path, caplog):
                                                              root / "cam2.png"])] == ["cam"]
     assert "cam.png" not in caplog.text and "previews" not in caplog.text
     assert [i.video_id for i in footage_items(root, exclude=[root, root / "feats"])] == ["cam"]
+
+
+ISSUE_CONTAINERS = (".ts", ".3gp", ".m2ts", ".mts", ".mkv", ".webm", ".flv", ".wmv", ".mpg",
+                    ".mpeg", ".m4v", ".ogv", ".dav")
+
+
+def test_every_container_of_the_list_is_a_video_and_what_is_not_is_named(tmp_path, caplog):
+    """Issue 20.2: `.ts` and `.3gp` files and a dangling `.mp4` link were in neither the shards
+    nor failures.jsonl, with no log line. Every listed ending is found (any case); a dangling
+    link is a video (its job fails it by name); any other file is skipped with a line."""
+    from claws.data.videos import VIDEO_SUFFIXES
+
+    caplog.set_level(logging.INFO)
+    assert set(ISSUE_CONTAINERS) <= set(VIDEO_SUFFIXES)
+    root = tmp_path / "f"
+    _video_files(*(root / f"v{n}{suffix}" for n, suffix in enumerate(VIDEO_SUFFIXES)),
+                 root / "CAM.TS", root / "notes.txt", root / "song.mp3")
+    (root / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    items = {i.video_id: i for i in footage_items(root)}
+    assert len(items) == len(VIDEO_SUFFIXES) + 2 and "CAM" in items
+    assert items["gone"].path == root / "gone.mp4" and not items["gone"].path.exists()
+    assert f"skipped {root / 'notes.txt'}: not a video" in caplog.text
+    assert f"skipped {root / 'song.mp3'}: not a video" in caplog.text
+
+
+def test_a_folder_that_cannot_be_listed_is_named_not_a_traceback(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO)
+    _video_files(tmp_path / "f" / "cam.mp4", tmp_path / "f" / "locked" / "x.mp4")
+    locked, iterdir = tmp_path / "f" / "locked", Path.iterdir
+
+    def refuse(self):  # as for a folder without read permission (the tests may run as root)
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    assert [i.video_id for i in footage_items(tmp_path / "f")] == ["cam"]
+    assert f"skipped {locked}: cannot be listed (Permission denied)" in caplog.text

@@ -264,3 +264,54 @@ def test_shared_video_agrees_with_decord(shared_data):
     reader = decord.VideoReader(str(path), num_threads=1)
     theirs = reader.get_batch(list(range(len(reader)))).asnumpy()
     np.testing.assert_array_equal(decode_all(path), theirs)
+
+
+# How each video ending of claws.data.videos.VIDEO_SUFFIXES is written here with PyAV's bundled
+# FFmpeg: (muxer, codec, width, height). FFmpeg chooses the demuxer by the file's content, so
+# this checks that the reader opens every container kind the list admits.
+CONTAINERS = {
+    ".mp4": ("mp4", "libx264"), ".m4v": ("mp4", "libx264"), ".mov": ("mov", "libx264"),
+    ".qt": ("mov", "mpeg4"), ".3gp": ("3gp", "h263", 176, 144), ".3g2": ("3g2", "h263", 176, 144),
+    ".mj2": ("mp4", "jpeg2000"), ".f4v": ("f4v", "libx264"), ".avi": ("avi", "mpeg4"),
+    ".divx": ("avi", "mpeg4"), ".mkv": ("matroska", "libx264"), ".webm": ("webm", "libvpx"),
+    ".flv": ("flv", "flv"), ".wmv": ("asf", "wmv2"), ".asf": ("asf", "msmpeg4"),
+    ".dvr-ms": ("asf", "msmpeg4"), ".wtv": ("wtv", "mpeg2video"),
+    ".mpg": ("mpeg", "mpeg1video"), ".mpeg": ("mpeg", "mpeg2video"), ".mpe": ("mpeg", "mpeg1video"),
+    ".m1v": ("mpeg1video", "mpeg1video"), ".m2v": ("mpeg2video", "mpeg2video"),
+    ".vob": ("vob", "mpeg2video"), ".ts": ("mpegts", "libx264"), ".m2ts": ("mpegts", "mpeg2video"),
+    ".mts": ("mpegts", "libx264"), ".m2t": ("mpegts", "mpeg2video"), ".ogv": ("ogg", "libvpx"),
+    ".ogg": ("ogg", "libvpx"), ".ogm": ("ogg", "libvpx"), ".dv": ("dv", "dvvideo", 720, 480),
+    ".mxf": ("mxf", "mpeg2video", 720, 576), ".nut": ("nut", "ffv1"),
+    ".y4m": ("yuv4mpegpipe", "rawvideo"), ".ivf": ("ivf", "libvpx"), ".h264": ("h264", "libx264"),
+    ".264": ("h264", "libx264"), ".h265": ("hevc", "libx265"), ".265": ("hevc", "libx265"),
+    ".hevc": ("hevc", "libx265"), ".mjpeg": ("mjpeg", "mjpeg"), ".mjpg": ("mjpeg", "mjpeg"),
+    ".rm": ("rm", "rv10"), ".rmvb": ("rm", "rv20"),
+}
+# Listed but not writable with PyAV's FFmpeg: read by FFmpeg's demuxer of that name.
+NOT_WRITABLE = {".dav": "dhav (Dahua recorders): FFmpeg has no muxer for it"}
+
+
+def _write_container(path, muxer: str, codec: str, width: int = 64, height: int = 48) -> None:
+    import av
+
+    pixels = {"mjpeg": "yuvj420p", "dvvideo": "yuv411p", "jpeg2000": "rgb24"}.get(codec, "yuv420p")
+    with av.open(str(path), "w", format=muxer) as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pixels
+        for frame in synthetic_frames(20, height, width):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_the_container_table_covers_the_video_list():
+    from claws.data.videos import VIDEO_SUFFIXES
+
+    assert set(CONTAINERS) | set(NOT_WRITABLE) == set(VIDEO_SUFFIXES)
+
+
+@pytest.mark.parametrize("suffix", sorted(CONTAINERS))
+def test_every_listed_container_decodes(tmp_path, suffix):
+    path = tmp_path / f"cam{suffix}"
+    _write_container(path, *CONTAINERS[suffix])
+    frames = decode_all(path)
+    assert frames.shape[0] == 20 and frames.dtype == np.uint8

@@ -228,3 +228,31 @@ def test_a_stray_image_and_the_output_folder_are_not_videos(tmp_path, caplog):
     caplog.clear()
     assert main(args) == 0  # the rerun reads neither its shards nor its work folder
     assert ShardSet(out).video_ids == ["a", "n"] and "feats" not in caplog.text.replace(str(out), "")
+
+
+@pytest.mark.slow  # loads C3D: ~10 s on the shared CPU
+def test_every_input_video_ends_in_the_shards_or_the_failure_log(tmp_path, caplog):
+    """Issue 20.2: MPEG-TS and 3GP files and a dangling .mp4 link vanished from the job without
+    a line. Now they are extracted or failed by name; other files are skipped by name."""
+    import av
+
+    folder = tmp_path / "cams"
+    write_video(folder / "rec.ts", synthetic_frames(20, 48, 64, seed=1))  # mpegts, H.264
+    with av.open(str(folder / "phone.3gp"), "w", format="3gp") as container:
+        stream = container.add_stream("h263", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        for frame in synthetic_frames(18, 144, 176, seed=2):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    (folder / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    (folder / "notes.txt").write_text("camera 3 faces north\n")
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "out"
+    assert main(["extract", "footage", str(folder), "--split", "train", "--out", str(out)] + COMMON) == 1
+    shards = ShardSet(out)
+    assert shards.video_ids == ["phone", "rec"]
+    assert (shards.videos["rec"].num_frames, shards.videos["phone"].num_frames) == (20, 18)
+    assert shards.videos["phone"].fps == 15.0
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["video_id"] == "gone" and "deleted.mp4, which does not exist" in failure["reason"]
+    assert f"skipped {folder / 'notes.txt'}: not a video" in caplog.text
