@@ -2,8 +2,9 @@
 
 metrics.jsonl holds one JSON object per line with a "kind": "train" (every loss term averaged over
 the logging interval, the clustering guard counts, lr, epoch, iterations per second), "clustering"
-(one per epoch: seconds, k-means iterations, videos left in one cluster) and "val" (video-level AUC
-and validation losses).
+(one per epoch: seconds, k-means iterations, videos left in one cluster), "val" (video-level AUC
+and validation losses) and "resume_other_data" (a resume on other shards, asked for with
+--resume-other-data: step, what changed, the shards).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from claws.data.atomic import space_named, write_text
 from claws.pipeline.checkpoint import LAST
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# metrics.jsonl kinds logged after the checkpoint of their step (see RunDir.truncate_metrics)
+AFTER_CHECKPOINT = ("clustering", "resume_other_data")
 
 
 class RunDir:
@@ -60,17 +63,18 @@ class RunDir:
     def truncate_metrics(self, step: int) -> None:
         """Drop what was logged after the checkpoint of `step` (a killed run logged past it).
 
-        That is every line of a later step, and a "clustering" line of `step` itself: an epoch's
-        clustering is logged when its first iteration begins, with the step of the checkpoint
-        saved just before, and the resumed run logs it again. The "train" and "val" lines of
-        `step` were logged before its checkpoint and stay.
+        That is every line of a later step, and a "clustering" or "resume_other_data" line of
+        `step` itself: an epoch's clustering is logged when its first iteration begins, with the
+        step of the checkpoint saved just before, and a resume on other data is logged as it
+        starts; the resumed run logs them again. The "train" and "val" lines of `step` were
+        logged before its checkpoint and stay.
         """
         if not self.metrics.exists():
             return
 
         def before_checkpoint(record: dict) -> bool:
             at = record.get("step", 0)
-            return at < step or (at == step and record.get("kind") != "clustering")
+            return at < step or (at == step and record.get("kind") not in AFTER_CHECKPOINT)
 
         text = self.metrics.read_text()
         lines = text.splitlines()

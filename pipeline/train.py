@@ -22,7 +22,10 @@ Precedence: the paper's defaults < --preset < --config YAML < --key value. The r
 <runs-dir>/<name> gets config.yaml, metrics.jsonl, train.log and checkpoints/ (last.pt, step-N.pt).
 --resume RUN_DIR (or --resume with --runs-dir and --name) continues that run from last.pt with its
 saved config, in that folder, whatever config.yaml says (a copied or renamed run folder continues
-where it is); only these keys may change: {", ".join(RESUME_OVERRIDABLE)}.
+where it is); only these keys may change: {", ".join(RESUME_OVERRIDABLE)}. A resume checks
+that the shards hold the data the run was trained on (the same videos, contents and statistics)
+and stops with what changed; --resume-other-data continues on other data (and --shards may then
+name another folder), from a new epoch, recorded in the run.
 
 Presets (--preset): the rows of Table 3 (bottom-up, then top-down: CLAWS Net minus one part),
 the paper's clustering distance read literally, and the MIL baseline:
@@ -47,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
                         help="continue the run folder RUN_DIR, else <runs-dir>/<name>, from its "
                         "last.pt (--shards not needed)")
+    parser.add_argument("--resume-other-data", action="store_true",
+                        help="with --resume: continue even though the shards differ from those "
+                        "the run was trained on (videos changed, added or removed, other "
+                        "statistics); logged loudly and recorded in the run")
     keys = parser.add_argument_group("config keys (pipeline/config.py TrainConfig)")
     defaults, meanings = TrainConfig(), field_help()
     for key, kind in field_types().items():
@@ -86,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
                 None, f"--resume {folder} and --runs-dir/--name ({Path(runs_dir) / name}) name "
                 "two folders; give the run folder once")
         overrides = {k: v for k, v in overrides.items() if k not in ("name", "runs_dir")}
-        config = resume_config(RunDir(folder), overrides)
+        config = resume_config(RunDir(folder), overrides, args.resume_other_data)
+    elif args.resume_other_data:
+        raise argparse.ArgumentError(None, "--resume-other-data goes with --resume")
     else:
         config = load_config(args.preset, args.config, {**overrides, "name": name})
-    path = train(config, resume=bool(args.resume))
+    path = train(config, resume=bool(args.resume), other_data=args.resume_other_data)
     print(f"run folder: {path}")
     return 0

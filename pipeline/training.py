@@ -7,7 +7,10 @@ steps on 30 anomalous + 30 normal videos. Everything a resumed run needs (optimi
 RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every checkpoint, and
 all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
 reproduces the uninterrupted run exactly on the same device (on CUDA under deterministic
-algorithms: `deterministic_cuda`). The command line is claws.pipeline.train.
+algorithms: `deterministic_cuda`). A resume checks that the shards hold the data the checkpoint
+was trained on (claws.pipeline.training_data.data_record) and refuses other data unless asked
+(`other_data`), which then goes on from a new epoch and is recorded in every later checkpoint
+("resumed_on_other_data") and in metrics.jsonl. The command line is claws.pipeline.train.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tqdm import tqdm
 
 from claws.model.windows import derived_seed, window_order
 from claws.pipeline.checkpoint import (
-    build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
+    Checkpoint, build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
 )
 from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
 from claws.pipeline.lock import folder_lock
@@ -30,7 +33,7 @@ from claws.pipeline.run_dir import RunDir
 from claws.pipeline.training_steps import (
     EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
 )
-from claws.pipeline.training_data import TrainingData, load_training_data
+from claws.pipeline.training_data import TrainingData, data_changes, load_training_data
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ class Trainer:
         self.clusters: EpochClusters | None = None
         self.cluster_weights: dict | None = None  # module 1 at the epoch start (scale-free resume)
         self.sums: dict[str, float] = {}
+        self.other_data: list[dict] = []  # resumes on other data ("resumed_on_other_data")
         self.segments = data.train.segments(config.mil_segments).to(device) if config.model == "mil" else None
         counts = torch.tensor(data.train.windows_per_video)
         self.first_window = (torch.cumsum(counts, 0) - counts).to(device)
@@ -116,11 +120,23 @@ class Trainer:
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
-    def restore(self, path: Path) -> None:
+    def restore(self, path: Path, other_data: bool = False) -> dict | None:
+        """Continue from the checkpoint `path` (see the module docstring for other data).
+
+        Returns:
+            The record of this resume when it is on other data ({"step", "changes", "shards"}),
+            else None.
+
+        Raises:
+            ValueError: the checkpoint is damaged (the usable ones are named), or the data
+                differs from what it was trained on and `other_data` is False.
+        """
         try:
             ckpt = load_checkpoint(path)
         except ValueError as err:  # damaged or unreadable: say which checkpoints can be used
             raise ValueError(f"{err}; {_alternatives(path)}") from err
+        changes = _data_changes(ckpt, self.data, other_data)
+        self.other_data = list(ckpt.feature_meta.get("resumed_on_other_data", []))
         state = ckpt.training_state
         self.model.load_state_dict(ckpt.model.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
@@ -129,13 +145,23 @@ class Trainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step, self.epoch, self.position = ckpt.step, state["epoch"], state["position"]
+        self.sums = dict(state["metric_sums"])
+        if changes:  # the epoch's windows and clusters were of the old data: start a new epoch
+            self.epoch, self.position = self.epoch + 1, 0
+            record = {"step": self.step, "changes": changes, "shards": self.data.feature_meta["shards"]}
+            self.other_data.append(record)
+            log.warning("!!! %s: RESUMED ON OTHER DATA at step %d (--resume-other-data): %s; "
+                        "training goes on from a new epoch on %s, and every later checkpoint "
+                        "records it (resumed_on_other_data) !!!", path, self.step,
+                        "; ".join(changes), record["shards"])
+            return record
         if state["assignments"] is not None:
             self.clusters = self._restore_clusters(state["assignments"].to(self.device, torch.int64),
                                                    state.get("cluster_weights"))
-        self.sums = dict(state["metric_sums"])
         if self.config.model == "claws":
             self.order = self._epoch_order()
         log.info("resumed %s at step %d (epoch %d)", path, self.step, self.epoch)
+        return None
 
     def _restore_clusters(self, assignments: torch.Tensor, weights: dict | None) -> EpochClusters:
         """The epoch's clusters again: the epoch-start representation is recomputed from the
@@ -156,7 +182,9 @@ class Trainer:
         kwargs = dict(
             model=self.model, model_name=self.config.model, model_args=model_args(self.config),
             config=self.config.to_dict(), norm_stats=self.data.norm_stats,
-            feature_meta=self.data.feature_meta, step=self.step, seed=self.config.seed,
+            feature_meta={**self.data.feature_meta,
+                          **({"resumed_on_other_data": self.other_data} if self.other_data else {})},
+            step=self.step, seed=self.config.seed,
             training_state=self.training_state(),
         )
         if final or self.step % self.config.checkpoint_every == 0:
@@ -264,18 +292,50 @@ def _alternatives(last: Path) -> str:
             f"from the latest, copy it over {last.name} (cp {intact[0]} {last}) and rerun")
 
 
-def train(config: TrainConfig, resume: bool = False) -> Path:
-    """Train (or resume) the run <runs_dir>/<name>; returns the run folder."""
+def _data_changes(ckpt: Checkpoint, data: TrainingData, other_data: bool) -> list[str]:
+    """How `data` differs from what `ckpt` was trained on (empty: the same, or not recorded).
+
+    Raises:
+        ValueError: it differs and `other_data` is False; the message names what changed.
+    """
+    saved = ckpt.feature_meta.get("training_data")
+    if saved is None:
+        log.warning("%s records no training data (written before checkpoints recorded it): "
+                    "cannot check that %s holds the data it was trained on; continuing",
+                    ckpt.path, data.feature_meta["shards"])
+        return []
+    changes = data_changes(saved, data.feature_meta["training_data"])
+    if changes and not other_data:
+        raise ValueError(
+            f"{ckpt.path} was trained on other data than {data.feature_meta['shards']} holds now: "
+            f"{'; '.join(changes)}. Restore the shards it was trained on, start a new run "
+            "(another --name), or pass --resume-other-data to continue on these shards (a "
+            "different run from then on, recorded in its checkpoints)")
+    if other_data and not changes:
+        log.info("--resume-other-data: %s holds the data %s was trained on; resuming as usual",
+                 data.feature_meta["shards"], ckpt.path)
+    return changes
+
+
+def train(config: TrainConfig, resume: bool = False, other_data: bool = False) -> Path:
+    """Train (or resume) the run <runs_dir>/<name>; returns the run folder.
+
+    Args:
+        config: the run's config.
+        resume: continue from the run's last.pt.
+        other_data: let a resume continue on shards that differ from those the checkpoint was
+            trained on (--resume-other-data); otherwise that is a ValueError naming what changed.
+    """
     if not config.shards:
         raise ValueError("no shards given: pass --shards DIR (a folder of feature shards)")
     run = RunDir(Path(config.runs_dir) / config.name)
     with folder_lock(run.path, "claws train"):  # one job per run folder
         run.prepare(resume)
-        _train_in(run, config, resume)
+        _train_in(run, config, resume, other_data)
     return run.path
 
 
-def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
+def _train_in(run: RunDir, config: TrainConfig, resume: bool, other_data: bool = False) -> None:
     """The body of `train`, in a prepared and locked run folder."""
     handler = run.attach_log()
     threads = torch.get_num_threads()  # restored afterwards: callers (demo, benches) run C3D next
@@ -291,8 +351,10 @@ def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
                                   config.val_fraction, config.seed, dtype, device)
         trainer = Trainer(config, run, data, device)
         if resume:
-            trainer.restore(run.last)
+            other = trainer.restore(run.last, other_data)
             run.truncate_metrics(trainer.step)
+            if other is not None:
+                run.write_metrics({"kind": "resume_other_data", **other})
             if trainer.step >= config.iterations:
                 log.info("nothing to train: %s is at step %d of %d; its checkpoints are kept as they "
                          "are (raise --iterations to train on)", run.path, trainer.step, config.iterations)
@@ -309,24 +371,27 @@ def _train_in(run: RunDir, config: TrainConfig, resume: bool) -> None:
         handler.close()
 
 
-def resume_config(run: RunDir, overrides: dict) -> TrainConfig:
+def resume_config(run: RunDir, overrides: dict, other_data: bool = False) -> TrainConfig:
     """The saved config of a run, with the few overrides a resume may change.
 
     The run folder locates itself: `name` and `runs_dir` become those of `run.path`, whatever
     config.yaml says, so a copied or renamed run folder continues where it is and never writes
     into the folder it was copied from. A --shards naming the saved shards folder by another path
-    (absolute or relative) is the same shards.
+    (absolute or relative) is the same shards; another folder only with `other_data`
+    (--resume-other-data).
     """
     if not run.config.is_file():
         raise FileNotFoundError(f"{run.path}: no config.yaml to resume from")
     saved = load_config(yaml_path=run.config).to_dict()
     overrides = {k: v for k, v in overrides.items()
                  if not (k == "shards" and _same_path(saved.get(k, ""), v))}
-    refused = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDABLE and saved.get(k) != v)
+    allowed = RESUME_OVERRIDABLE + (("shards",) if other_data else ())
+    refused = sorted(k for k, v in overrides.items() if k not in allowed and saved.get(k) != v)
     if refused:
         raise ValueError(
             f"--resume continues {run.path} with its saved config; cannot change {', '.join(refused)} "
-            f"(allowed: {', '.join(RESUME_OVERRIDABLE)}); start a new run with another --name instead"
+            f"(allowed: {', '.join(allowed)}; shards with --resume-other-data); start a new run "
+            "with another --name instead"
         )
     folder = run.path if run.path.name not in ("", ".", "..") else run.path.resolve()
     where = {"name": folder.name, "runs_dir": str(folder.parent)}

@@ -3,6 +3,10 @@
 Shapes: V videos, N clips of all videos concatenated (video v owns rows offsets[v] ..
 offsets[v] + counts[v]), D feature dim, K windows of all videos, b clips per window.
 
+What a run trains on is recorded (`data_record`: every training video's content checksum, as
+the shards store it in payload_sha256, and the statistics' stats_sha256), so that a resume can
+tell other data from the same (`data_changes`).
+
 Only split "train" videos are read; the test split is never touched. Validation, when asked,
 holds out a stratified, seeded share of the TRAINING videos. Errors are raised before training
 starts for: no shards, no training videos, a label of -1, a single class, a feature size other
@@ -21,7 +25,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from claws.data.shards import NormStats, ShardSet, VideoInfo
+from claws.data.shards import NormStats, ShardSet, VideoInfo, payload_sha256, stats_sha256
 from claws.model.mil import segment_features
 from claws.model.windows import video_windows
 
@@ -145,6 +149,38 @@ def _check_finite(features: Tensor, videos: list[VideoInfo], arrays: list[np.nda
     )
 
 
+def data_record(shards: ShardSet, videos: list[VideoInfo]) -> dict:
+    """What a run trains on: {"stats_sha256": ..., "videos": {video_id: content checksum}}.
+
+    A video's checksum is the payload_sha256 its shard stores (features, frame count, fps, clip
+    length, label, split); for shards written before checksums it is computed from the features.
+    """
+    def checksum(video: VideoInfo) -> str:
+        if video.payload_sha256:
+            return video.payload_sha256
+        return payload_sha256(shards.features(video.video_id), video.num_frames, video.fps,
+                              video.clip_len, video.label, video.split)
+
+    return {"stats_sha256": stats_sha256(shards.stats),
+            "videos": {v.video_id: checksum(v) for v in videos}}
+
+
+def data_changes(saved: dict, current: dict) -> list[str]:
+    """How the training data `current` differs from the recorded `saved` (`data_record`), in
+    words; empty when they are the same."""
+    old, new = saved["videos"], current["videos"]
+    groups = (("changed contents", sorted(v for v in old.keys() & new.keys() if old[v] != new[v])),
+              ("added", sorted(new.keys() - old.keys())),
+              ("removed", sorted(old.keys() - new.keys())))
+    changes = [f"{len(ids)} training video{'s' if len(ids) > 1 else ''} {what} "
+               f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+               for what, ids in groups if ids]
+    if saved["stats_sha256"] != current["stats_sha256"]:
+        changes.append(f"other normalization statistics (stats_sha256 "
+                       f"{saved['stats_sha256'][:12]}... then, {current['stats_sha256'][:12]}... now)")
+    return changes
+
+
 @dataclass
 class TrainingData:
     """What the training loop needs from the shards."""
@@ -152,7 +188,7 @@ class TrainingData:
     train: VideoSet
     val: VideoSet | None
     norm_stats: NormStats  # copied from the shards into every checkpoint
-    feature_meta: dict  # feature_dim, clip_len, extractor, shards, video counts
+    feature_meta: dict  # feature_dim, clip_len, extractor, shards, video counts, training_data
 
 
 def load_training_data(
@@ -190,6 +226,7 @@ def load_training_data(
         "shards": str(root.resolve()),
         "num_train_videos": len(train),
         "val_video_ids": [v.video_id for v in val],
+        "training_data": data_record(shards, videos),
     }
     log.info("training on %d videos (%d anomalous), validating on %d", len(train),
              sum(v.label for v in train), len(val))

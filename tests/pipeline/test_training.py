@@ -431,3 +431,124 @@ def test_features_that_overflow_float16_are_an_error_naming_the_video(
     message = caplog.records[-1].getMessage()
     assert "video_big" in message and "float16" in message and "--feature-dtype float32" in message
     assert not list((tmp_path / "runs").rglob("*.pt"))
+
+
+# --- resume checks its data (issue 20 item 4) ------------------------------------------------------
+
+def _extra_video(shards: Path, name: str = "video_new", label: int = 1, stats=None) -> None:
+    """One more training video in a shard file of its own."""
+    import numpy as np
+
+    from claws.data.shards import NormStats, VideoRecord, write_shard
+
+    features = np.random.default_rng(7).normal(0.0, 0.3, size=(40, DIM)).astype(np.float32)
+    write_shard(shards / f"{name}.h5", [VideoRecord(
+        name, features, 40 * 16, 30.0, label, "train",
+        extractor={"weights_sha256": "0" * 64, "random": True})], stats or NormStats.identity(DIM))
+
+
+def _rewritten(shards: Path, scale: float = 1.0, stats=None) -> None:
+    """The shards written again with the same videos and clip counts: features x `scale`,
+    statistics `stats` (default: as they were)."""
+    from claws.data.shards import ShardSet, write_shard
+
+    old = ShardSet(shards)
+    records = [old.record(v) for v in old.video_ids]
+    for record in records:
+        record.features = record.features * scale
+    for path in old.files:
+        path.unlink()
+    write_shard(shards / "part-000.h5", records, stats or old.stats)
+
+
+def _new_contents(shards: Path) -> str:
+    _rewritten(shards, scale=1.1)  # the same ids and clip counts, other features
+    return "6 training videos changed contents (video000, video001, video002, video003, video004, ..."
+
+
+def _added(shards: Path) -> str:
+    _extra_video(shards)
+    return "1 training video added (video_new)"
+
+
+def _removed(shards: Path) -> str:
+    (shards / "video_new.h5").unlink()
+    return "1 training video removed (video_new)"
+
+
+def _other_stats(shards: Path) -> str:
+    import numpy as np
+
+    from claws.data.shards import NormStats
+
+    _rewritten(shards, stats=NormStats(np.full(DIM, 0.5), np.full(DIM, 2.0), 6, 300, "elsewhere"))
+    return "other normalization statistics (stats_sha256"
+
+
+@pytest.mark.parametrize("change", [_new_contents, _added, _removed, _other_stats])
+def test_resume_on_other_data_is_refused_naming_what_changed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, change) -> None:
+    """Train on S, change S, --resume: once exit 0 on the new features (or a RuntimeError for an
+    added video); now exit 2 before any step, naming what changed, the run untouched."""
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    if change is _removed:
+        _extra_video(shards)
+    assert main(_train_argv(tmp_path, shards, "r", "--iterations", "20")) == 0
+    run = tmp_path / "runs" / "r"
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
+    expected = change(shards)
+    assert main(["train", "--resume", str(run), "--iterations", "30"]) == 2
+    message = caplog.records[-1].getMessage()
+    assert expected in message and "--resume-other-data" in message and str(run) in message
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()} == before
+
+
+def test_resume_other_data_continues_loudly_and_records_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Asked for explicitly, a resume on shards with one more video (once a RuntimeError), in
+    another folder, goes on from a new epoch, says so in a warning and records it in the
+    checkpoint and the metrics."""
+    import shutil
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    assert main(_train_argv(tmp_path, shards, "r", "--iterations", "20")) == 0
+    run = tmp_path / "runs" / "r"
+    more = tmp_path / "more"
+    shutil.copytree(shards, more)
+    _extra_video(more)
+    resume = ["train", "--resume", str(run), "--iterations", "30", "--shards", str(more)]
+    assert main(resume) == 2  # another folder: only with the flag
+    with caplog.at_level(logging.WARNING, logger="claws"):
+        assert main([*resume, "--resume-other-data"]) == 0
+    assert load_config(yaml_path=run / "config.yaml").shards == str(more)
+    assert "OTHER DATA" in caplog.text and "1 training video added (video_new)" in caplog.text
+    ckpt = load_checkpoint(run)
+    assert ckpt.step == 30 and "video_new" in ckpt.feature_meta["training_data"]["videos"]
+    [record] = ckpt.feature_meta["resumed_on_other_data"]
+    assert record["step"] == 20 and "1 training video added (video_new)" in record["changes"]
+    [line] = _metrics(run, "resume_other_data")
+    assert line["step"] == 20 and line["changes"] == record["changes"]
+    # the same data again needs no flag, and the record is kept
+    assert main(["train", "--resume", str(run), "--iterations", "40"]) == 0
+    assert load_checkpoint(run).feature_meta["resumed_on_other_data"] == [record]
+    with pytest.raises(SystemExit) as usage:  # the flag alone is a usage error
+        main(_train_argv(tmp_path, shards, "new", "--resume-other-data"))
+    assert usage.value.code == 2
+
+
+def test_resume_of_a_checkpoint_without_a_data_record_warns_and_continues(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Checkpoints written before the record: the data cannot be checked; said once, then on."""
+    from claws.pipeline.checkpoint import CHECKSUM, payload_checksum
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    assert main(_train_argv(tmp_path, shards, "r", "--iterations", "20")) == 0
+    run = tmp_path / "runs" / "r"
+    last = run / "checkpoints" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    del payload["feature_meta"]["training_data"]
+    payload[CHECKSUM] = payload_checksum(payload)
+    torch.save(payload, last)
+    with caplog.at_level(logging.WARNING, logger="claws"):
+        assert main(["train", "--resume", str(run), "--iterations", "30"]) == 0
+    assert "records no training data" in caplog.text and load_checkpoint(run).step == 30
