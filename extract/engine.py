@@ -8,15 +8,17 @@ or one `VideoFailed` with the reason when the video cannot be read (the job goes
 covers frames [16k, 16k+16); the tail is padded by repeating its last frame (claws.data.clips).
 
 The network side (`extract_videos`): clips of several videos share a network batch of
-`batch_size`; each video's features are assembled in clip order and handed to `on_done` as soon
-as its last clip has been through the network. A video that cannot be read goes to `on_failed`
-with the reason; the rest go on.
+`batch_size` (claws.extract.batches: buffers, streams, the device-side finite check); each
+video's features are assembled in clip order and handed to `on_done` as soon as its last clip has
+been through the network. A video that cannot be read, or whose features are not all finite (an
+fp16 overflow), goes to `on_failed` with the reason; the rest go on.
 
 Where the time goes is measured by bench/extract.py (CPU) and bench/gpu.py (GPU). What keeps the
 network busy: workers ship small uint8 crops (the float work runs on the network's device, inside
-the network callable); batches are packed into two preallocated buffers (pinned on a GPU, copied on
-a side stream while the previous batch computes); features stay on the device until their video is
-complete and the next batch is queued; workers hand over records as they come (`in_order=False`).
+the network callable); batches are packed into two preallocated buffers (pinned on a GPU, copied in
+and out on side streams); on a GPU a finished video is read only once the next batch is queued,
+waiting for its own last batch, not the newest; workers hand over records as they come
+(`in_order=False`).
 
 Shapes: frames (n, H, W, 3) uint8 RGB; clips (B, ...) as `preprocess` makes them, e.g.
 (B, 16, 112, 112, 3) uint8 crops; features (B, D); one video's features (T, D) float32.
@@ -36,24 +38,15 @@ from tqdm import tqdm
 
 from claws.data.clips import CLIP_LEN, num_clips, pad_clip_frames
 from claws.data.videos import VideoItem
+from claws.extract.batches import ClipChunk, Network, NetworkBatches, Part, read_parts
 from claws.extract.video import open_video
 
 logger = logging.getLogger(__name__)
 
 Preprocess = Callable[[np.ndarray], torch.Tensor]  # (c, 16, H, W, 3) uint8 -> network input
-# (B, ...) clips on the device -> (B, D) features in new memory (the clips' buffer is reused)
-Network = Callable[[torch.Tensor], torch.Tensor]
 
 
 # --- the DataLoader side: decode and preprocess in worker processes ---------------------------
-
-class ClipChunk(NamedTuple):
-    """Consecutive preprocessed clips of one video."""
-
-    video_id: str
-    first_clip: int  # index of clips[0] in the video
-    clips: torch.Tensor  # (c, ...) network input
-
 
 class VideoEnd(NamedTuple):
     """A video was decoded to its end; every one of its clips was yielded before."""
@@ -138,65 +131,22 @@ OnDone = Callable[[VideoItem, np.ndarray, VideoEnd], None]
 OnFailed = Callable[[VideoItem, str], None]
 
 
-class _BatchBuffer:
-    """Preallocated host buffers the network batches are packed into (no `torch.cat`).
-
-    Two buffers alternate, so one can be filled while the other is still being copied to the
-    device. On CUDA they are pinned, and the copy runs on a side stream that the compute stream
-    waits on, so the copy of one batch overlaps the network on the previous one.
-    """
-
-    def __init__(self, batch_size: int, device: torch.device) -> None:
-        self.batch_size, self.device = batch_size, device
-        self.cuda = device.type == "cuda"
-        self.buffers: list[torch.Tensor] = []
-        self.copied: list = [None, None]  # CUDA event: the buffer's last copy has finished
-        self.turn = 0
-        self.stream = torch.cuda.Stream(device) if self.cuda else None
-
-    def pack(self, pieces: list[ClipChunk]) -> torch.Tensor:
-        """The pieces' clips as one batch on the device."""
-        first = pieces[0].clips
-        if not self.buffers or self.buffers[0].shape[1:] != first.shape[1:] \
-                or self.buffers[0].dtype != first.dtype:
-            self.buffers = [torch.empty((self.batch_size, *first.shape[1:]), dtype=first.dtype,
-                                        pin_memory=self.cuda) for _ in range(2)]
-        self.turn ^= 1
-        buffer = self.buffers[self.turn]
-        if self.copied[self.turn] is not None:
-            self.copied[self.turn].synchronize()  # its previous batch has left for the device
-        offset = 0
-        for piece in pieces:
-            buffer[offset:offset + len(piece.clips)].copy_(piece.clips)
-            offset += len(piece.clips)
-        batch = buffer[:offset]
-        if not self.cuda:
-            return batch if self.device.type == "cpu" else batch.to(self.device)
-        with torch.cuda.stream(self.stream):
-            on_device = batch.to(self.device, non_blocking=True)
-            self.copied[self.turn] = torch.cuda.Event()
-            self.copied[self.turn].record(self.stream)
-        torch.cuda.current_stream(self.device).wait_stream(self.stream)
-        on_device.record_stream(torch.cuda.current_stream(self.device))
-        return on_device
-
-
 class _Assembler:
     """Packs clips into network batches and puts each video's features back together.
 
-    Features stay where the network computed them until their video is complete and the batch
-    after its last one has been launched, so on a GPU the host never waits for the batch it just
-    queued (no `.cpu()` per batch).
+    On a GPU a video is read only once the batch after its last one has been queued, so the host
+    never waits for the batch it just queued (claws.extract.batches).
     """
 
-    def __init__(self, network: Network, batch_size: int, device: torch.device) -> None:
-        self.network, self.batch_size, self.device = network, batch_size, device
-        self.buffer = _BatchBuffer(batch_size, device)
-        self.lazy = device.type == "cuda"  # fetch a video's features one batch late (async GPU)
+    def __init__(self, network: Network, batch_size: int, device: torch.device,
+                 batches: NetworkBatches | None = None) -> None:
+        self.batch_size = batch_size
+        self.batches = batches or NetworkBatches(network, batch_size, device)
+        self.lazy = self.batches.streams is not None  # read a video one batch late (async GPU)
         self.queue: list[ClipChunk] = []
         self.queued = 0
         self.waiting: dict[str, int] = defaultdict(int)  # clips of a video not yet computed
-        self.parts: dict[str, list[tuple[int, torch.Tensor]]] = defaultdict(list)
+        self.parts: dict[str, list[Part]] = defaultdict(list)
         self.last_batch: dict[str, int] = {}  # video -> the network call that computed its last clip
         self.network_calls = 0
         self.clips_done = 0
@@ -220,18 +170,14 @@ class _Assembler:
             else:
                 self.queue[0] = ClipChunk(chunk.video_id, chunk.first_clip + take, chunk.clips[take:])
             taken += take
-        with torch.inference_mode():
-            features = self.network(self.buffer.pack(pieces))
+        parts = self.batches.run(pieces)
         self.network_calls += 1
         self.clips_done += taken
         self.queued -= taken
-        offset = 0
-        for p in pieces:
-            n = len(p.clips)
-            self.parts[p.video_id].append((p.first_clip, features[offset:offset + n]))
-            self.waiting[p.video_id] -= n
-            self.last_batch[p.video_id] = self.network_calls
-            offset += n
+        for video_id, part in parts:
+            self.parts[video_id].append(part)
+            self.waiting[video_id] -= len(part.features)
+            self.last_batch[video_id] = self.network_calls
 
     def complete(self, video_id: str, flushing: bool) -> bool:
         """Every clip of the video computed (and, unless flushing, not in the newest batch)."""
@@ -248,20 +194,34 @@ class _Assembler:
         self.last_batch.pop(video_id, None)
 
     def features(self, end: VideoEnd) -> np.ndarray:
-        """(T, D) features of a finished video, checked against its decoded frame count."""
-        parts = sorted(self.parts.pop(end.video_id, []), key=lambda p: p[0])
+        """(T, D) features of a finished video, checked against its decoded frame count.
+
+        Raises:
+            NonFiniteFeatures: some clip's features hold NaN or inf (the video fails alone).
+        """
+        parts = self.parts.pop(end.video_id, [])  # in network-call order, which is clip order
         self.waiting.pop(end.video_id, None)
         self.last_batch.pop(end.video_id, None)
         expected = num_clips(end.num_frames)
-        contiguous = all(a[0] + len(a[1]) == b[0] for a, b in zip(parts, parts[1:]))
-        features = torch.cat([p[1] for p in parts]).float().cpu().numpy() if parts \
-            else np.zeros((0, 0), np.float32)
-        if len(features) != expected or not contiguous or parts[0][0] != 0:
+        contiguous = all(a.first_clip + len(a.features) == b.first_clip
+                         for a, b in zip(parts, parts[1:]))
+        features, bad = read_parts(parts) if parts else (torch.zeros(0, 0), 0)
+        if len(features) != expected or not contiguous or parts[0].first_clip != 0:
             raise RuntimeError(
                 f"video {end.video_id}: got {len(features)} clips for {end.num_frames} frames "
                 f"(expected {expected}); this is a bug in the engine"
             )
-        return features
+        if bad:
+            raise NonFiniteFeatures(
+                f"non-finite features (NaN or inf) in {bad} of {expected} clips: the network "
+                "overflowed (fp16 convolutions can); extract this video with --precision bf16 or "
+                "fp32 into another --out (the precision is part of the extractor's identity)"
+            )
+        return features.numpy()
+
+
+class NonFiniteFeatures(ValueError):
+    """A video's features hold NaN or inf: that video fails, the job goes on."""
 
 
 def _worker_init(worker_id: int) -> None:
@@ -333,8 +293,14 @@ def extract_videos(
     def finish_ready(flushing: bool = False) -> None:
         for vid in [v for v in ended if assembler.complete(v, flushing)]:
             end = ended.pop(vid)
-            on_done(by_id[vid], assembler.features(end), end)
-            counts["videos_done"] += 1
+            try:
+                features = assembler.features(end)
+            except NonFiniteFeatures as err:
+                on_failed(by_id[vid], str(err))
+                counts["videos_failed"] += 1
+            else:
+                on_done(by_id[vid], features, end)
+                counts["videos_done"] += 1
             bar.update(1)
 
     for record in loader:

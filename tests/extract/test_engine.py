@@ -143,3 +143,34 @@ def test_default_batch_size_by_device():
     from claws.extract.engine import default_batch_size
 
     assert default_batch_size("cpu") == 16 and default_batch_size("cuda:1") == 128
+
+
+def test_a_video_in_flight_holds_its_own_rows_not_whole_batch_outputs():
+    """Issue 22 item 8: the rows of a video still being extracted are copied out of the batch
+    output, so they do not keep the whole output (on a GPU: device memory) alive."""
+    from claws.extract.engine import ClipChunk, _Assembler
+
+    assembler = _Assembler(lambda clips: clips * 2, 4, torch.device("cpu"))
+    assembler.add(ClipChunk("long", 0, torch.ones(2, 3)))
+    assembler.add(ClipChunk("short", 0, torch.ones(2, 3)))  # fills the batch: one network call
+    assert assembler.network_calls == 1 and len(assembler.parts["long"]) == 1
+    held = assembler.parts["long"][0][1]  # the rows of "long" (2, 3)
+    assert held.untyped_storage().nbytes() == held.numel() * held.element_size()  # not (4, 3)
+
+
+def test_non_finite_features_fail_that_video_alone(tmp_path, fake):
+    """Issue 22 items 3 and 5: NaN or inf in a video's features (an fp16 overflow) fails that
+    video with a reason that says what to do; the others, sharing its batches, are done."""
+    videos = [_video(tmp_path, f"v{i}", 40, seed=i)[0] for i in (0, 2)]
+    black = VideoItem("black", write_video(tmp_path / "black.mp4", np.zeros((40, 24, 32, 3), np.uint8)))
+
+    class Overflowing(fake.Network):  # inf wherever a clip is all black
+        def __call__(self, clips):
+            out = super().__call__(clips)
+            return torch.where((clips == 0).all(1, keepdim=True), float("inf"), out)
+
+    done, failed, counters = _run([videos[0], black, videos[1]], Overflowing(), workers=0,
+                                  batch_size=2)
+    assert set(done) == {"v0", "v2"} and set(failed) == {"black"}
+    assert "non-finite" in failed["black"] and "--precision bf16 or fp32" in failed["black"]
+    assert counters["videos_failed"] == 1 and counters["videos_done"] == 2

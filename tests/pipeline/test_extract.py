@@ -256,3 +256,24 @@ def test_every_input_video_ends_in_the_shards_or_the_failure_log(tmp_path, caplo
     [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["video_id"] == "gone" and "deleted.mp4, which does not exist" in failure["reason"]
     assert f"skipped {folder / 'notes.txt'}: not a video" in caplog.text
+
+
+def test_a_video_with_non_finite_features_fails_alone(tmp_path, monkeypatch):
+    """Issue 20.5 / 22.5: a non-finite network output (an fp16 overflow) fails that video alone,
+    found by the device-side check fetched with the features: failures.jsonl, exit 1 at the end,
+    the other video in the shards. C3D is replaced by a cheap fc6 that overflows on black clips."""
+    from claws.extract.c3d import C3D
+
+    def forward(self, clips):
+        black = (clips.flatten(1) <= -90).all(1, keepdim=True)  # black minus the channel means
+        return torch.where(black, float("inf"), 1.0).expand(-1, 4096).clone()
+
+    monkeypatch.setattr(C3D, "forward", forward)
+    folder = tmp_path / "cams"
+    write_video(folder / "street.mp4", synthetic_frames(20, 40, 48, seed=3))
+    write_video(folder / "dark.mp4", np.zeros((20, 40, 48, 3), np.uint8))
+    out = tmp_path / "out"
+    assert main(["extract", "footage", str(folder), "--split", "train", "--out", str(out)] + COMMON) == 1
+    assert ShardSet(out).video_ids == ["street"]
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["video_id"] == "dark" and "non-finite" in failure["reason"]
