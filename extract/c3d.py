@@ -19,14 +19,23 @@ decoding workers) and `normalize_clips` (uint8 crops to float minus the mean, on
 device inside `C3DFeatures`). A uint8 crop is 0.6 MB per clip against 2.4 MB as float32, so
 workers ship a quarter of the bytes and the float work happens where the network runs.
 
+Precision. The convolutions run in the configured precision ('fp32', 'bf16', 'fp16'); fc6 (and
+fc7, fc8) always in fp32: it sums 8192 products, which overflowed fp16's 65504 on large
+activations (and cuBLAS may reduce fp16 GEMMs in fp16), for about 0.2% of C3D's FLOPs. "fp32"
+means IEEE fp32: during the forward, cuDNN convolutions and cuBLAS matmuls are set to full fp32,
+since torch lets cuDNN convolutions use TF32 by default on Ampere and later GPUs. The forward never
+reads its output on the host (no sync per batch); a non-finite output is found by the engine's
+device-side check and fails that video alone (claws.extract.batches).
+
 Weight files are read in `claws.extract.c3d_weights`, the mean in `claws.extract.c3d_mean`.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -40,7 +49,8 @@ from claws.extract.c3d_weights import WeightsError, file_sha256, read_weights
 
 __all__ = [
     "C3D", "CHANNEL_MEANS_BGR", "CROP_COLS", "CROP_ROWS", "MEAN_SHAPE", "RESIZE_HW", "WeightsError",
-    "C3DFeatures", "Extractor", "build_extractor", "crop_clips", "crop_mean", "default_precision", "fc6_to_feature", "file_sha256",
+    "C3DFeatures", "Extractor", "build_extractor", "crop_clips", "crop_mean", "cuda_has_native_bf16",
+    "default_precision", "fc6_to_feature", "file_sha256", "ieee_fp32",
     "load_c3d", "load_mean", "normalize_clips", "preprocess_clips",
 ]
 
@@ -56,6 +66,29 @@ FC6_DIM = 4096
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # bench/c3d.py checks bf16 fc6 against fp32 with this bar (measured: 0.99998 on vtest.avi clips).
 MIN_BF16_COSINE = 0.999
+
+
+def _fp32_settings() -> list[tuple[object, str, object]]:
+    """(object, attribute, value) that make fp32 convolutions and matmuls IEEE fp32, not TF32."""
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9: the per-operator settings
+        return [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
+                (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+
+
+@contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """Inside the block, fp32 cuDNN convolutions and cuBLAS matmuls compute in full fp32 (no TF32);
+    the previous settings come back after. Only CUDA reads these settings."""
+    settings = _fp32_settings()
+    saved = [getattr(owner, name) for owner, name, _ in settings]
+    for owner, name, value in settings:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for (owner, name, _), value in zip(settings, saved):
+            setattr(owner, name, value)
 
 
 def _conv(cin: int, cout: int) -> nn.Conv3d:
@@ -86,10 +119,11 @@ class C3D(nn.Module):
         self.memory_format = torch.contiguous_format
 
     def configure(self, precision: str, channels_last: bool | None = None) -> "C3D":
-        """Convert to a precision ('fp32', 'bf16', 'fp16') and memory format, in place.
+        """Convert the convolutions to a precision ('fp32', 'bf16', 'fp16') and memory format,
+        in place; the FC layers stay fp32 (module docstring).
 
         Args:
-            precision: parameter dtype; forward still takes and returns float32.
+            precision: the convolutions' dtype; forward still takes and returns float32.
             channels_last: channels_last_3d weights and input; default True for bf16/fp16.
         """
         if precision not in PRECISIONS:
@@ -97,19 +131,21 @@ class C3D(nn.Module):
         if channels_last is None:
             channels_last = precision != "fp32"
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
-        self.to(dtype=PRECISIONS[precision], memory_format=self.memory_format)
+        for module in self.modules():  # the FC layers keep their fp32 weights unrounded
+            if isinstance(module, nn.Conv3d):
+                module.to(dtype=PRECISIONS[precision], memory_format=self.memory_format)
         self.precision = precision
         self.weights_info["precision"] = precision
         return self
 
     def features(self, clips: torch.Tensor) -> torch.Tensor:
-        """pool5 output (N, 512, 1, 4, 4) in the model's dtype, from float clips."""
+        """pool5 output (N, 512, 1, 4, 4) in the convolutions' dtype, from float clips."""
         if clips.ndim != 5 or tuple(clips.shape[1:]) != (3, CLIP_LEN, CROP_SIZE, CROP_SIZE):
             raise ValueError(
                 f"C3D expects preprocessed clips (N, 3, 16, 112, 112), got {tuple(clips.shape)}; "
                 "use claws.extract.c3d.preprocess_clips"
             )
-        x = clips.to(dtype=self.fc6.weight.dtype, memory_format=self.memory_format)
+        x = clips.to(dtype=self.conv1.weight.dtype, memory_format=self.memory_format)
         x = self.pool1(F.relu(self.conv1(x)))
         x = self.pool(F.relu(self.conv2(x)))
         x = self.pool(F.relu(self.conv3b(F.relu(self.conv3a(x)))))
@@ -123,19 +159,18 @@ class C3D(nn.Module):
             clips: (N, 3, 16, 112, 112) float32, from `preprocess_clips`.
 
         Returns:
-            (N, 4096) float32, whatever the internal precision.
+            (N, 4096) float32, whatever the convolutions' precision; not checked here (a check
+            would wait for the whole forward on a GPU): the engine checks it on the device.
         """
-        fc6 = F.relu(self.fc6(self.features(clips).flatten(1)))  # (N, 8192) in (c, t, h, w) order
-        if self.precision == "fp16" and not torch.isfinite(fc6).all():
-            raise FloatingPointError(
-                "C3D fc6 overflowed in fp16 (non-finite values); run with precision 'bf16' or 'fp32'"
-            )
-        return fc6.float()
+        with ieee_fp32():
+            pool5 = self.features(clips).flatten(1).float()  # (N, 8192) in (c, t, h, w) order
+            return F.relu(self.fc6(pool5))
 
     def fc8_logits(self, clips: torch.Tensor) -> torch.Tensor:
         """Sports-1M class logits (N, 487) float32 (dropout is inactive in eval mode)."""
-        fc6 = F.relu(self.fc6(self.features(clips).flatten(1)))
-        return self.fc8(F.relu(self.fc7(fc6))).float()
+        with ieee_fp32():
+            fc6 = F.relu(self.fc6(self.features(clips).flatten(1).float()))
+            return self.fc8(F.relu(self.fc7(fc6)))
 
 
 def _resize_frames(frames: np.ndarray) -> np.ndarray:
@@ -254,8 +289,8 @@ def default_precision(device: str | torch.device) -> str:
     cosine 0.99998 to fp32 (>= MIN_BF16_COSINE, bench/c3d.py) and the issue measured ~4x fp32 on an
     AMX CPU. Without them oneDNN emulates bf16 and it is no faster than fp32 (0.4-1.5x measured on
     an AVX-512 CPU without bf16), so 'fp32', which is also the reference path.
-    CUDA: 'fp16' (tensor cores on every CUDA GPU, 3 more mantissa bits than bf16; forward raises
-    on overflow). Not measured on a GPU here.
+    CUDA: 'fp16' convolutions (tensor cores on every CUDA GPU, 3 more mantissa bits than bf16;
+    fc6 in fp32; a video whose output is not finite fails alone). Not measured on a GPU here.
     """
     kind = torch.device(device).type
     if kind == "cuda":
@@ -275,6 +310,14 @@ def check_precision(precision: str, device: str | torch.device) -> None:
     if kind == "cpu" and precision != "fp32" and not _cpu_has_native_bf16():
         log.warning("precision %s on a CPU without native bf16 (AMX or AVX512-BF16) is emulated and "
                     "about 100x slower than fp32 here; use --precision fp32 (or auto)", precision)
+    if kind == "cuda" and precision == "bf16" and not cuda_has_native_bf16(device):
+        log.warning("precision bf16 on a GPU before Ampere (compute capability < 8.0) is emulated "
+                    "and slow; use --precision fp16 (or auto)")
+
+
+def cuda_has_native_bf16(device: str | torch.device) -> bool:
+    """bf16 tensor cores: compute capability 8.0 (Ampere) or later."""
+    return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -354,7 +397,7 @@ def build_extractor(
     identity = {
         "network": "c3d_sports1m_fc6", "weights_path": info["path"], "weights_format": info["format"],
         "weights_sha256": info["sha256"], "random": bool(info["random"]),
-        "seed": seed if info["random"] else None, "precision": precision,
+        "seed": seed if info["random"] else None, "precision": precision, "fc6_precision": "fp32",
         "feature_dim": feature_dim, "mean_source": str(mean) if mean else "channel_means",
         "resize": RESIZE_METHOD, "clip_len": CLIP_LEN, "tail_policy": TAIL_POLICY,
         "claws_version": code_version(commit=False),

@@ -169,7 +169,7 @@ def read_failures(out: Path) -> list[dict]:
 
 # Extractor fields that must agree for features to live in one dataset.
 IDENTITY_KEYS = ("weights_sha256", "random", "seed", "precision", "feature_dim", "mean_source",
-                 "clip_len", "network", "segments", "l2_normalized", "resize")
+                 "clip_len", "network", "segments", "l2_normalized", "resize", "fc6_precision")
 # Values of identity fields added later, for extractor dicts written before they existed.
 # "resize": before OpenCV resized the frames, a float bilinear resize rounded half up did (it
 # differs by one level in 8.6% of pixels), so such features are not mixed with new ones.
@@ -222,7 +222,10 @@ def shard_videos(out: Path) -> dict[str, ShardVideo]:
 
 
 def _identity(extractor: dict) -> dict:
-    return {k: extractor.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
+    found = {k: extractor.get(k, IDENTITY_DEFAULTS.get(k)) for k in IDENTITY_KEYS}
+    if "fc6_precision" not in extractor:  # before issue 22 fc6 ran in the convolutions' precision
+        found["fc6_precision"] = extractor.get("precision")
+    return found
 
 
 def check_same_extractor(out: Path, extractor: dict) -> None:

@@ -282,3 +282,70 @@ def test_build_extractor_records_the_resize_in_the_identity() -> None:
     assert built.identity["resize"] == c3d.RESIZE_METHOD == "opencv_inter_linear"
     assert built.identity["seed"] == 3 and built.identity["feature_dim"] == 4096
     assert built.preprocess is c3d.crop_clips and built.network.feature_dim == 4096
+
+def test_the_network_call_makes_no_host_sync() -> None:
+    """Issue 22 item 3: on the meta device (no values, so any host read is an error) the whole
+    extraction call runs in fp16, the precision that used to check its output on the host."""
+    model = C3D().to("meta").configure("fp16").eval().requires_grad_(False)
+    network = c3d.C3DFeatures(model, load_mean(None))
+    features = network(torch.empty(2, 16, 112, 112, 3, dtype=torch.uint8, device="meta"))
+    assert features.device.type == "meta" and features.shape == (2, 2048)
+    assert features.dtype == torch.float32
+
+
+def test_fc6_is_computed_in_fp32_so_an_fp16_overflow_there_cannot_happen(monkeypatch) -> None:
+    """Issue 22 item 5: fc6 sums 8192 products; in fp16 (and cuBLAS's reduced-precision fp16
+    reductions) it overflowed 65504 on large activations. The FC layers stay in fp32."""
+    model = C3D().configure("fp16").eval().requires_grad_(False)
+    with torch.no_grad():
+        model.fc6.weight.fill_(0.25)
+        model.fc6.bias.zero_()
+    pool5 = torch.full((2, 512, 1, 4, 4), 60.0, dtype=torch.float16)  # 8192 x 60 x 0.25 = 122880
+    monkeypatch.setattr(model, "features", lambda clips: pool5)
+    fc6 = model(torch.zeros(2, 3, 16, 112, 112))
+    assert fc6.dtype == torch.float32 and torch.equal(fc6, torch.full((2, 4096), 122880.0))
+    assert model.conv1.weight.dtype == torch.float16
+    assert {model.fc6.weight.dtype, model.fc7.weight.dtype, model.fc8.weight.dtype} == {torch.float32}
+
+
+def _precision_flags() -> tuple[str, str]:
+    return torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+
+
+def test_fp32_means_ieee_fp32_not_tf32(random_model: C3D, clip_input: torch.Tensor) -> None:
+    """Issue 22 item 6: torch 2.14 lets cuDNN convolutions use TF32 by default, so "fp32" on an
+    Ampere-or-later GPU was TF32. During the forward the convolutions and the fc6 matmul are set
+    to IEEE fp32 (read by hooks; the flags are only consulted by cuDNN/cuBLAS, so the CPU can
+    show they are set, not what a GPU computes), and the settings are restored after."""
+    before = _precision_flags()
+    seen = {}
+    hooks = [random_model.conv1.register_forward_pre_hook(
+                 lambda m, a: seen.__setitem__("conv", torch.backends.cudnn.conv.fp32_precision)),
+             random_model.fc6.register_forward_pre_hook(
+                 lambda m, a: seen.__setitem__("matmul", torch.backends.cuda.matmul.fp32_precision))]
+    try:
+        with torch.no_grad():
+            random_model(clip_input)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == {"conv": "ieee", "matmul": "ieee"}
+    assert _precision_flags() == before
+
+
+def test_fc_weights_are_not_rounded_by_a_lower_precision() -> None:
+    model = load_c3d("random", seed=2)
+    fc6 = model.fc6.weight.clone()
+    model.configure("fp16")
+    assert torch.equal(model.fc6.weight, fc6) and model.conv5b.weight.dtype == torch.float16
+    assert model.conv5b.weight.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_bf16_on_a_gpu_before_ampere_is_announced(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with caplog.at_level(logging.WARNING, logger="claws.extract.c3d"):
+        c3d.check_precision("bf16", "cuda")
+        c3d.check_precision("fp16", "cuda")
+    assert caplog.text.count("before Ampere") == 1
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert c3d.cuda_has_native_bf16("cuda:0")

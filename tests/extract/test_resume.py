@@ -160,3 +160,20 @@ def test_a_cut_or_empty_work_file_is_extracted_again_not_a_traceback(tmp_path, d
     check_same_extractor(tmp_path, EXTRACTOR)  # "0.npz" sorts first and is skipped
     with pytest.raises(ValueError, match="another extractor"):
         check_same_extractor(tmp_path, {**EXTRACTOR, "precision": "bf16"})
+
+
+def test_features_from_before_fc6_ran_in_fp32_are_not_mixed_with_new_ones(tmp_path):
+    """Issue 22 item 5: fc6 used to run in the convolutions' precision; it is fp32 now. An
+    extractor dict without `fc6_precision` had fc6 in its `precision`: fp32 ones still match."""
+    prepare_out(tmp_path)
+    old_bf16 = {**EXTRACTOR, "precision": "bf16"}
+    write_work(tmp_path, _record("cam"), _key())
+    check_same_extractor(tmp_path, {**EXTRACTOR, "fc6_precision": "fp32"})  # fp32 before and now
+    other = tmp_path / "other"
+    prepare_out(other)
+    import dataclasses
+
+    write_work(other, dataclasses.replace(_record("cam"), extractor=old_bf16), _key())
+    with pytest.raises(ValueError, match=r"'fc6_precision': \('bf16', 'fp32'\)"):
+        check_same_extractor(other, {**old_bf16, "fc6_precision": "fp32"})
+
