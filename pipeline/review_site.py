@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from claws.data.atomic import write_text
 from claws.pipeline.events import above_threshold_runs
+from claws.pipeline.metrics import video_auc
 from claws.pipeline.review_video import footage
 from claws.pipeline.curve_files import EVENTS_SUFFIX, read_curves
 
@@ -91,13 +92,20 @@ def _read_events(scores: Path, video_id: str) -> list[dict]:
 
 def video_record(info: dict, events: list[dict], frame_scores: np.ndarray,
                  frame_labels: np.ndarray | None) -> dict:
-    """One row of the triage table: the summary plus sparkline, event time and ground truth."""
+    """One row of the triage table: the summary plus sparkline, event time and ground truth.
+
+    With ground truth the row also holds `auc`, the video's own frame AUC (its annotated frames
+    against its other frames: does the curve find the event?), None when the video is anomalous
+    throughout or not at all (claws.pipeline.metrics.video_auc).
+    """
     row = {k: info.get(k) for k in ("video_id", "num_frames", "fps", "duration_s", "source", "label",
                                     "class_name", "peak", "peak_s", "mean", "num_events")}
     row["event_s"] = round(sum(e["end_s"] - e["start_s"] for e in events), 4)
     row["sparkline"] = sparkline(frame_scores)
     if frame_labels is not None:
         row["truth_s"] = round(float(np.count_nonzero(frame_labels)) / float(info["fps"]), 4)
+        own = video_auc(frame_labels, frame_scores)
+        row["auc"] = None if own is None else round(own, 4)
     return row
 
 

@@ -5,9 +5,10 @@
  *
  * URL hash: "" the triage table; "video=ID" a video's view. Test and screenshot commands, run once
  * the view is ready: "&click=F" dispatches a real click on the curve at fraction F of its time
- * axis and writes the outcome to <html data-seek="...">; "&seek=S" sets the player's time. The
- * triage table sets <html data-rendered-ms> (performance.now()) once drawn, a video's view
- * <html data-video-ms> once its curve is drawn (bench/review.py). */
+ * axis and writes the outcome to <html data-seek="...">; "&seek=S" sets the player's time. On the
+ * triage table, "sort=KEY" dispatches a real click on that column's header. The triage table sets
+ * <html data-rendered-ms> (performance.now()) and <html data-sort="KEY asc|desc"> once drawn, a
+ * video's view <html data-video-ms> once its curve is drawn (bench/review.py). */
 "use strict";
 
 var CLAWS = (function () {
@@ -93,6 +94,8 @@ var CLAWS = (function () {
 
   /* ---- triage view ---- */
 
+  // A column sorts descending on its first click, or ascending with "ascendingFirst"; videos
+  // without a value sort last either way.
   var COLUMNS = [
     {key: "video_id", label: "video", numeric: false},
     {key: "class_name", label: "class", numeric: false},
@@ -102,6 +105,19 @@ var CLAWS = (function () {
     {key: "num_events", label: "events", numeric: true},
     {key: "event_s", label: "event time", numeric: true, show: function (v) { return fmt(v.event_s, 1) + " s"; }},
   ];
+  // With ground truth: each annotated video's own frame AUC (its event frames against its other
+  // frames), worst first on the first click, so the worst-localized videos are opened first.
+  var AUC_COLUMN = {key: "auc", label: "own AUC", numeric: true, ascendingFirst: true,
+    title: "the video's own frame AUC: its annotated event frames against its other frames " +
+      "(0.5: the curve does not find the event; undefined: anomalous throughout)",
+    show: function (v) {
+      if (v.auc !== null && v.auc !== undefined) return fmt(v.auc, 3);
+      return v.truth_s > 0 ? "undefined" : "";
+    }};
+
+  function columns() {
+    return data.run.has_truth ? COLUMNS.concat([AUC_COLUMN]) : COLUMNS;
+  }
 
   function sortedVideos() {
     var key = sortKey, sign = sortDescending ? -1 : 1;
@@ -141,11 +157,13 @@ var CLAWS = (function () {
     var main = document.getElementById("main");
     main.textContent = "";
     document.title = "CLAWS review: " + data.videos.length + " videos";
-    var head = el("tr", {}, COLUMNS.map(function (c) {
+    var shown = columns();
+    var head = el("tr", {}, shown.map(function (c) {
       var arrow = c.key === sortKey ? (sortDescending ? " \u25BC" : " \u25B2") : "";
       var th = el("th", {class: c.numeric ? "num sortable" : "sortable", "data-key": c.key, text: c.label + arrow});
+      if (c.title) th.title = c.title;
       th.addEventListener("click", function () {
-        sortDescending = c.key === sortKey ? !sortDescending : c.numeric;
+        sortDescending = c.key === sortKey ? !sortDescending : c.numeric && !c.ascendingFirst;
         sortKey = c.key;
         renderTriage();
       });
@@ -157,7 +175,7 @@ var CLAWS = (function () {
       var canvas = el("canvas", {class: "spark", width: "160", height: "28"});
       sparks.push([canvas, v.sparkline]);
       var row = el("tr", {class: v.num_events > 0 ? "row flagged" : "row", "data-video": v.video_id},
-        COLUMNS.map(function (c) {
+        shown.map(function (c) {
           return el("td", {class: c.numeric ? "num" : "", text: c.show ? c.show(v) : String(v[c.key] === null ? "" : v[c.key])});
         }).concat([el("td", {}, [canvas])]));
       row.addEventListener("click", function () { location.hash = "video=" + encodeURIComponent(v.video_id); });
@@ -165,7 +183,13 @@ var CLAWS = (function () {
     });
     main.appendChild(el("table", {class: "triage", id: "triage"}, [el("thead", {}, [head]), body]));
     sparks.forEach(function (s) { drawSparkline(s[0], s[1], data.run.threshold); });
+    document.documentElement.setAttribute("data-sort", sortKey + (sortDescending ? " desc" : " asc"));
     document.documentElement.setAttribute("data-rendered-ms", performance.now().toFixed(1));
+  }
+
+  function sortByClick(key) {  // test hook "sort=KEY": a real click on the column's header
+    var th = document.querySelector('#triage th[data-key="' + key + '"]');
+    if (th) th.dispatchEvent(new MouseEvent("click", {bubbles: true}));
   }
 
   /* ---- video view ---- */
@@ -314,7 +338,8 @@ var CLAWS = (function () {
     main.appendChild(el("nav", {class: "crumbs"}, [el("a", {href: "#", text: "\u2190 all videos"}), link(near[0], "\u2039 previous"), link(near[1], "next \u203A")]));
     main.appendChild(el("h1", {text: id}));
     main.appendChild(el("p", {class: "muted", text: [summary.class_name, clock(summary.duration_s) + " (" + summary.num_frames + " frames at " + summary.fps + " fps)",
-      "peak " + fmt(summary.peak, 3) + " at " + clock(summary.peak_s), summary.num_events + " event" + (summary.num_events === 1 ? "" : "s")].filter(Boolean).join(" \u00B7 ")}));
+      "peak " + fmt(summary.peak, 3) + " at " + clock(summary.peak_s), summary.num_events + " event" + (summary.num_events === 1 ? "" : "s"),
+      summary.auc === null || summary.auc === undefined ? "" : "own AUC " + fmt(summary.auc, 3)].filter(Boolean).join(" \u00B7 ")}));
     var loading = el("p", {class: "muted", text: "loading the curve\u2026"});
     main.appendChild(loading);
     loadCurve(id, function (curve) {
@@ -383,7 +408,11 @@ var CLAWS = (function () {
       return;
     }
     var params = hashParams();
-    if (params.has("video")) renderVideo(params.get("video"), params); else renderTriage();
+    if (params.has("video")) renderVideo(params.get("video"), params);
+    else {
+      renderTriage();
+      if (params.has("sort")) sortByClick(params.get("sort"));
+    }
     window.scrollTo(0, 0);
   }
 

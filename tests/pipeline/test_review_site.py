@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.pipeline.cli import main
@@ -112,6 +113,10 @@ def test_write_review_files_and_content(footage: Path, tmp_path: Path) -> None:
     assert videos["playable"]["num_events"] == len(events) >= 1
     assert videos["playable"]["event_s"] == pytest.approx(sum(e["end_s"] - e["start_s"] for e in events))
     assert videos["playable"]["truth_s"] == pytest.approx(30 / FPS)
+    # each annotated video's own frame AUC (its event frames against its other frames)
+    assert videos["playable"]["auc"] == pytest.approx(
+        roc_auc_score(truth["playable"], np.load(scores / "playable.npy")), abs=1e-4)
+    assert "auc" not in videos["old"]  # no ground truth: no column value at all
     assert videos["playable"]["peak"] == pytest.approx(max(videos["playable"]["sparkline"]), abs=1e-4)
     curve = registered(review / "curves" / "playable.js", "CLAWS.registerCurve")
     assert len(curve["scores"]) == 72 and curve["truth"] == [[30, 60]] and curve["events"] == events
@@ -185,13 +190,24 @@ needs_chromium = pytest.mark.skipif(chromium_binary() is None,
 @needs_chromium
 def test_page_in_headless_chromium(footage: Path, tmp_path: Path) -> None:
     scores = scores_folder(tmp_path, footage)
-    truth = {"playable": np.r_[np.zeros(20), np.ones(32), np.zeros(20)].astype(np.uint8)}
+    truth = {"playable": np.r_[np.zeros(20), np.ones(32), np.zeros(20)].astype(np.uint8),
+             "gone": np.r_[np.zeros(40), np.ones(10)].astype(np.uint8),  # beside its bump
+             "old": np.ones(40, np.uint8)}  # anomalous throughout: own AUC undefined
     page = write_review(scores, truth)
     dom = dump_dom(page_url(page))
     assert html_attribute(dom, "data-rendered-ms") is not None
     rows = re.findall(r'<tr class="row[^"]*" data-video="([^"]+)"', dom)
     assert sorted(rows) == ["frames", "gone", "old", "playable"]
     assert "RANDOM C3D WEIGHTS" in dom
+    assert 'data-key="auc"' in dom and "undefined" in dom
+    # a real click on the own-AUC header sorts worst-localized first, videos without one last
+    own = {v: roc_auc_score(t, np.load(scores / f"{v}.npy")) for v, t in truth.items() if v != "old"}
+    worst_first = sorted(own, key=own.get)
+    assert own["gone"] < 0.5 < own["playable"]
+    dom = dump_dom(page_url(page, "sort=auc"))
+    assert html_attribute(dom, "data-sort") == "auc asc"
+    rows = re.findall(r'<tr class="row[^"]*" data-video="([^"]+)"', dom)
+    assert rows[:2] == worst_first and sorted(rows[2:]) == ["frames", "old"]
     # a real click on the curve at 60% of its time axis seeks the player there
     for vid in ("playable", "old"):  # the source as it is, and an H.264 preview
         dom = dump_dom(page_url(page, f"video={vid}&click=0.6"), budget_ms=8000)
