@@ -3,7 +3,15 @@
 Under `torchrun --nproc_per_node=N` (and multi-node), WORLD_SIZE > 1: each rank takes a
 duration-balanced share of the videos (greedy longest-first on frame count or file size), writes
 its own work files and shards, and the normalization accumulators of all ranks are combined
-with all_reduce (sum and counts summed, min and max reduced). Gloo on CPU, NCCL on GPU.
+with all_reduce (sum and counts summed, min and max reduced).
+
+The collectives carry a few kilobytes (a barrier, counts, the accumulators), so they run over gloo
+on CPU tensors whatever the network's device: no NCCL, whose 10-minute default timeout aborted a
+job whose ranks finished further apart than that (uneven videos) at the final barrier. The
+timeout is a week instead; a rank that dies does not leave the others waiting that long, since
+torchrun ends the whole group when one of its processes fails. On GPUs each rank binds
+cuda:LOCAL_RANK (`torch.cuda.set_device`) before joining, so nothing of a rank lands on GPU 0 by
+default; an explicit `--device cuda:N` under torchrun is refused (every rank would use GPU N).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import heapq
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Sequence, TypeVar
 
 import numpy as np
@@ -22,6 +31,7 @@ from claws.data.shards import NormAccumulator
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+TIMEOUT = timedelta(days=7)  # ranks may finish hours apart and wait at the final barrier
 
 
 @dataclass(frozen=True)
@@ -38,15 +48,27 @@ class Rank:
 
 
 def init_rank(device: str) -> Rank:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); otherwise rank 0 of 1."""
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); otherwise rank 0 of 1.
+
+    Args:
+        device: the job's device, "cuda" (each rank takes cuda:LOCAL_RANK) or "cpu".
+
+    Raises:
+        ValueError: an explicit GPU ("cuda:N") under torchrun, before joining the group.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Rank()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if device.startswith("cuda:"):
+        raise ValueError(f"--device {device} under torchrun would put every rank on that one "
+                         "GPU; pass --device cuda under torchrun (each rank takes cuda:LOCAL_RANK)")
+    if device == "cuda":
+        torch.cuda.set_device(local)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    logger.info("rank %d of %d (local rank %d, %s)", rank, world, local, backend)
+        dist.init_process_group(backend="gloo", timeout=TIMEOUT)
+    logger.info("rank %d of %d (local rank %d, device %s)", rank, world, local,
+                rank_device(device, Rank(rank, world, local)))
     return Rank(rank, world, local)
 
 
@@ -81,16 +103,15 @@ def balanced_split(items: Sequence[T], weights: Sequence[float], parts: int) -> 
     return shares
 
 
-def all_reduce_accumulator(acc: NormAccumulator, rank: Rank, device: str = "cpu") -> NormAccumulator:
+def all_reduce_accumulator(acc: NormAccumulator, rank: Rank) -> NormAccumulator:
     """Combine the accumulators of all ranks in place (a collective: every rank must call it)."""
     if not rank.distributed:
         return acc
-    dev = torch.device(rank_device(device, rank))
 
     def reduce(array: np.ndarray, op) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(dev)
+        t = torch.from_numpy(np.array(array, dtype=np.float64))  # a CPU copy: gloo
         dist.all_reduce(t, op=op)
-        return t.cpu().numpy()
+        return t.numpy()
 
     acc.sum = reduce(acc.sum, dist.ReduceOp.SUM)
     acc.min = reduce(acc.min, dist.ReduceOp.MIN)
@@ -100,11 +121,11 @@ def all_reduce_accumulator(acc: NormAccumulator, rank: Rank, device: str = "cpu"
     return acc
 
 
-def all_sum(value: int, rank: Rank, device: str = "cpu") -> int:
+def all_sum(value: int, rank: Rank) -> int:
     """Sum of an integer over ranks (e.g. failures), a collective."""
     if not rank.distributed:
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=rank_device(device, rank))
+    t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return int(t.item())
 

@@ -144,10 +144,9 @@ def run_job(
             decode_threads=config.decode_threads, progress=config.progress,
         )
     barrier(rank)  # every rank's work files are on disk now
-    shards = finish_job(out, keys, stats, config.shard_size, config.created_by, rank, config.device,
-                        failed)
+    shards = finish_job(out, keys, stats, config.shard_size, config.created_by, rank, failed)
     return JobResult(counters.get("videos_done", 0), skipped, failed,
-                     all_sum(len(failed), rank, config.device), shards, counters)
+                     all_sum(len(failed), rank), shards, counters)
 
 
 def video_key(item: VideoItem, extractor: dict) -> dict:
@@ -273,7 +272,7 @@ def existing_stats(out: Path) -> NormStats | None:
 
 def finish_job(
     out: Path, keys: dict[str, dict], stats: JobStats, shard_size: int, created_by: str,
-    rank: Rank = Rank(), device: str = "cpu", failed: list[tuple[str, str]] | None = None,
+    rank: Rank = Rank(), failed: list[tuple[str, str]] | None = None,
 ) -> list[Path]:
     """Phase 2: normalize this rank's share of the job's work files into shards.
 
@@ -284,7 +283,6 @@ def finish_job(
         shard_size: videos per shard file.
         created_by: recorded in every shard.
         rank: this process; every rank calls it (computed statistics are a collective).
-        device: the job's device (NCCL reduces on the GPU).
         failed: (video_id, reason) of each video that fails here is appended to it (and logged in
             failures.jsonl).
 
@@ -296,7 +294,7 @@ def finish_job(
     written = []
     if everything:
         files = everything[rank.rank::rank.world_size]
-        chosen = resolve_stats(out, stats.stored, files, stats.given, rank, device)
+        chosen = resolve_stats(out, stats.stored, files, stats.given, rank)
         written = write_shards(out, files, chosen, rank, shard_size, created_by, failed)
     remove_empty_work_dir(out)
     return written
@@ -304,7 +302,6 @@ def finish_job(
 
 def resolve_stats(
     out: Path, stored: NormStats | None, files: list[Path], given: NormStats | None, rank: Rank,
-    device: str,
 ) -> NormStats:
     """Pick the statistics (see the module docstring); a collective when computed.
 
@@ -315,7 +312,6 @@ def resolve_stats(
         files: this rank's work files.
         given: the statistics of `--stats-from` (`check_given_stats`), or None.
         rank: this process.
-        device: the job's device (NCCL reduces on the GPU).
     """
     if stored is not None:
         logger.info("adding videos to %s with its stored statistics (%d train videos, %d clips)",
@@ -333,7 +329,7 @@ def resolve_stats(
         if record.split == "train":
             acc.update(record.features)
     dim = _feature_dim(acc, files)
-    acc = all_reduce_accumulator(acc or NormAccumulator(dim), rank, device)
+    acc = all_reduce_accumulator(acc or NormAccumulator(dim), rank)
     stats = acc.finalize(source=str(out))
     logger.info("normalization statistics from %d training videos (%d clips)",
                 stats.num_videos, stats.num_clips)

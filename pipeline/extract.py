@@ -155,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    rank = init_rank(device)
+    try:
+        rank = init_rank(device)
+    except ValueError as err:  # --device cuda:N under torchrun
+        logger.error("%s", err)
+        return 2
     try:
         device = rank_device(device, rank)
         network, preprocess, extractor = build_network(args, device)
@@ -167,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             created_by=f"claws {code_version(commit=False)} extract {args.dataset}",
         )
-        with folder_lock(args.out, f"claws extract {args.dataset}", rank, device):
+        with folder_lock(args.out, f"claws extract {args.dataset}", rank):
             result = run_job(items, network, preprocess, extractor, config, rank)
     finally:
         shutdown(rank)

@@ -44,15 +44,13 @@ class FolderLocked(OSError):
 
 
 @contextmanager
-def folder_lock(folder: Path, command: str, rank: Rank | None = None,
-                device: str = "cpu") -> Iterator[None]:
+def folder_lock(folder: Path, command: str, rank: Rank | None = None) -> Iterator[None]:
     """Hold `folder`'s lock for the duration of the block (the folder is created).
 
     Args:
         folder: the output folder of the job.
         command: what the job is ("claws score"), recorded for the refusal message.
         rank: under torchrun, this process's rank: rank 0 locks for the whole job.
-        device: the device of the ranks' collectives (CPU tensors for gloo, CUDA for NCCL).
 
     Raises:
         FolderLocked: another job holds the folder.
@@ -70,7 +68,7 @@ def folder_lock(folder: Path, command: str, rank: Rank | None = None,
     if distributed:
         from claws.extract.distributed import all_sum  # torch.distributed, only under torchrun
 
-        if all_sum(int(refusal is not None), rank, device) and refusal is None:
+        if all_sum(int(refusal is not None), rank) and refusal is None:
             _release(folder, descriptor)
             refusal = FolderLocked(f"{folder}: rank 0 of this job found it in use by another "
                                    "job (see rank 0's message)")
@@ -79,7 +77,7 @@ def folder_lock(folder: Path, command: str, rank: Rank | None = None,
     try:
         yield
         if distributed:  # every rank is done writing before rank 0 lets another job in
-            all_sum(0, rank, device)
+            all_sum(0, rank)
     finally:
         _release(folder, descriptor)
         if created and not any(folder.iterdir()):
