@@ -7,7 +7,9 @@ a command module imports only the standard library and light project modules at 
 job's heavy modules (torch, h5py, matplotlib, decoders) are imported when its `func` runs
 (tests/pipeline/test_cli.py checks it, bench/cli.py measures it). A `func` that finds its
 arguments inconsistent raises argparse.ArgumentError before any work; it is reported with the
-sub-command's usage, exit code 2, like any other argument error.
+sub-command's usage, exit code 2, like any other argument error. SIGINT (Ctrl-C) and SIGTERM end a
+command with one line saying what is kept and how to resume, and exit code 130 or 143
+(claws.pipeline.interrupt).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from claws.data.version import code_version
+from claws.pipeline.interrupt import Interrupted, interrupt_handling, interrupted_line
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -68,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Weakly supervised video anomaly detection (CLAWS Net, ECCV 2020):\n"
         "raw video to C3D feature shards to per-frame anomaly curves.",
         epilog="`claws COMMAND --help` lists the options of a command. Exit codes: 0 success,\n"
-        "1 some videos failed (the rest are done), 2 bad input.",
+        "1 some videos failed (the rest are done), 2 bad input, 130/143 interrupted by\n"
+        "SIGINT/SIGTERM (what was done is kept: rerun the same command to resume).",
     )
     parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -107,16 +112,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    try:
-        return int(args.func(args) or 0)
-    except argparse.ArgumentError as err:
-        command.error(str(err))
-    except (ValueError, OSError, KeyError) as err:
-        # Bad input (a file, a video, an option): the message names it and says what to do.
-        if args.verbose:
-            raise
-        logging.getLogger("claws").error("%s", err.args[0] if isinstance(err, KeyError) else err)
-        return 2
+    with interrupt_handling() as outermost:
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt as err:  # SIGINT or SIGTERM: Interrupted
+            if not outermost:  # a command run by another (claws demo): the outer one says it
+                raise
+            stop = err if isinstance(err, Interrupted) else Interrupted(signal.SIGINT)
+            print(interrupted_line(args.command, getattr(args, "out", None), stop), file=sys.stderr)
+            return stop.exit_code
+        except argparse.ArgumentError as err:
+            command.error(str(err))
+        except (ValueError, OSError, KeyError) as err:
+            # Bad input (a file, a video, an option): the message names it and says what to do.
+            if args.verbose:
+                raise
+            logging.getLogger("claws").error("%s", err.args[0] if isinstance(err, KeyError) else err)
+            return 2
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ reproduces the uninterrupted run exactly on the same device (on CUDA under deter
 algorithms: `deterministic_cuda`). A resume checks that the shards hold the data the checkpoint
 was trained on (claws.pipeline.training_data.data_record) and refuses other data unless asked
 (`other_data`), which then goes on from a new epoch and is recorded in every later checkpoint
-("resumed_on_other_data") and in metrics.jsonl. The command line is claws.pipeline.train.
+("resumed_on_other_data") and in metrics.jsonl. SIGINT or SIGTERM ends the step in flight and
+saves last.pt before the run stops (`Trainer.fit`), so nothing since the last checkpoint is lost.
+The command line is claws.pipeline.train.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from claws.pipeline.checkpoint import (
     Checkpoint, build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
 )
 from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
+from claws.pipeline.interrupt import Pending, deferred_interrupts
 from claws.pipeline.lock import folder_lock
 from claws.pipeline.run_dir import RunDir
 from claws.pipeline.training_steps import (
@@ -104,6 +107,7 @@ class Trainer:
         self.cluster_weights: dict | None = None  # module 1 at the epoch start (scale-free resume)
         self.sums: dict[str, float] = {}
         self.other_data: list[dict] = []  # resumes on other data ("resumed_on_other_data")
+        self.saved_step = -1  # the step last.pt holds, when this process saved it
         self.segments = data.train.segments(config.mil_segments).to(device) if config.model == "mil" else None
         counts = torch.tensor(data.train.windows_per_video)
         self.first_window = (torch.cumsum(counts, 0) - counts).to(device)
@@ -190,6 +194,7 @@ class Trainer:
         if final or self.step % self.config.checkpoint_every == 0:
             save_checkpoint(self.run.step_checkpoint(self.step), **kwargs)
         save_checkpoint(self.run.last, **kwargs)
+        self.saved_step = self.step
 
     def _epoch_order(self) -> torch.Tensor:
         pairs = window_order(self.data.train.windows_per_video, self.config.rbs, self.config.seed, self.epoch)
@@ -249,9 +254,21 @@ class Trainer:
     def fit(self) -> None:
         """The loop: (epoch boundary,) loss, backward, step; log, validate and checkpoint on
         schedule. The time of an epoch's clustering is logged on its own line, not in the step rate.
+
+        Raises:
+            claws.pipeline.interrupt.Interrupted: SIGINT or SIGTERM arrived; the step in flight
+                was finished and saved to last.pt first, so a resume loses nothing.
         """
+        bar = tqdm(total=self.config.iterations, initial=self.step, desc="train", unit="it",
+                   disable=None)
+        try:
+            with deferred_interrupts() as pending:
+                self._loop(bar, pending)
+        finally:
+            bar.close()
+
+    def _loop(self, bar: tqdm, pending: Pending) -> None:
         config = self.config
-        bar = tqdm(total=config.iterations, initial=self.step, desc="train", unit="it", disable=None)
         tick, tick_step = time.perf_counter(), self.step
         while self.step < config.iterations:
             if self._epoch_finished():
@@ -278,7 +295,11 @@ class Trainer:
                 log.info("step %d: validation %s", self.step, figures)
             if self.step % config.checkpoint_every == 0 or self.step == config.iterations:
                 self.save(final=self.step == config.iterations)
-        bar.close()
+            if pending.signum is not None:  # between steps: the state is whole
+                if self.saved_step != self.step:
+                    self.save()
+                raise pending.interrupted(f"interrupted at step {self.step}: checkpoint saved to "
+                                          f"{self.run.last}, rerun with --resume")
 
 
 def _alternatives(last: Path) -> str:

@@ -249,3 +249,36 @@ def test_features_that_overflow_after_normalization_fail_their_video(tmp_path):
     out = tmp_path / "scores"
     assert _score(run, shards, out) == 1
     _fails_alone(out, "huge", "not finite after normalization")
+
+
+# --- Ctrl-C and SIGTERM (issue 20 item 7) -----------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [2, 15])  # SIGINT, SIGTERM
+def test_an_interrupted_score_says_what_is_done_and_the_rerun_finishes(
+        tiny_run, tiny_shards, tmp_path, monkeypatch, capsys, signum):
+    """A signal right after the first video's outputs: one line (no traceback), exit 128 +
+    signal, no temporary file, and the rerun scores the rest like an uninterrupted run."""
+    import os
+
+    from claws.pipeline import scoring
+
+    write = scoring.write_video_outputs
+
+    def signalled_after_the_first(*args, **kwargs):
+        summary = write(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+        return summary
+
+    out = tmp_path / "scores"
+    with monkeypatch.context() as m:
+        m.setattr(scoring, "write_video_outputs", signalled_after_the_first)
+        assert _score(tiny_run, tiny_shards, out) == 128 + signum
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: 1 video done in {out}, rerun the same command to resume")
+    assert "Traceback" not in err and not list(out.glob(".*tmp*"))
+    assert _score(tiny_run, tiny_shards, out) == 0
+    reference = tmp_path / "reference"
+    assert _score(tiny_run, tiny_shards, reference) == 0
+    for vid, *_ in VIDEOS:
+        np.testing.assert_array_equal(np.load(out / f"{vid}.npy"), np.load(reference / f"{vid}.npy"))

@@ -552,3 +552,48 @@ def test_resume_of_a_checkpoint_without_a_data_record_warns_and_continues(
     with caplog.at_level(logging.WARNING, logger="claws"):
         assert main(["train", "--resume", str(run), "--iterations", "30"]) == 0
     assert "records no training data" in caplog.text and load_checkpoint(run).step == 30
+
+
+# --- Ctrl-C and SIGTERM (issue 20 item 7) -----------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [2, 15])  # SIGINT, SIGTERM
+def test_an_interrupted_run_saves_its_step_and_resumes_like_an_uninterrupted_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        signum: int) -> None:
+    """A signal during step 13 (checkpoints every 10): once a KeyboardInterrupt traceback (SIGINT)
+    or a silent end (SIGTERM) losing steps 11-13; now the step ends, last.pt holds step 13, one
+    line says so, exit 128 + signal, and the resumed run equals an uninterrupted one, metrics
+    lines included."""
+    import os
+
+    from claws.pipeline.training import Trainer
+
+    shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
+    accumulate = Trainer._accumulate
+
+    def signalled_in_step_13(self, terms, guards):
+        if self.step == 13:
+            os.kill(os.getpid(), signum)
+        accumulate(self, terms, guards)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_accumulate", signalled_in_step_13)
+        code = main(_train_argv(tmp_path, shards, "r", "--iterations", "30", "--log-every", "5"))
+    assert code == 128 + signum
+    run = tmp_path / "runs" / "r"
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (f"interrupted at step 13: checkpoint saved to "
+                                            f"{run / 'checkpoints' / 'last.pt'}, rerun with --resume")
+    assert "Traceback" not in err
+    assert load_checkpoint(run).step == 13
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step-10.pt"]
+    assert main(["train", "--resume", str(run), "--iterations", "30"]) == 0
+    assert main(_train_argv(tmp_path, shards, "full", "--iterations", "30", "--log-every", "5")) == 0
+    assert _same_weights(run, tmp_path / "runs" / "full")
+
+    def lines(folder: Path) -> list[dict]:  # without the timings
+        timing = ("iterations_per_s", "representation_s", "kmeans_s")
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    assert lines(run) == lines(tmp_path / "runs" / "full")
