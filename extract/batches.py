@@ -162,34 +162,35 @@ class NetworkBatches:
         with torch.inference_mode():
             features = self.network(batch if self.device.type == "cpu" else batch.to(self.device))
             finite = torch.isfinite(features).all(1)
-        return [(video, Part(first, features[a:b].to("cpu", copy=True),
-                             finite[a:b].to("cpu", copy=True), None))
-                for video, first, a, b in _spans(pieces)]
+            return [(video, Part(first, features[a:b].to("cpu", copy=True),
+                                 finite[a:b].to("cpu", copy=True), None))
+                    for video, first, a, b in _spans(pieces)]
 
     def _run_on_streams(self, batch: Tensor, pieces: Sequence[ClipChunk]) -> list[tuple[str, Part]]:
         streams = self.streams
         compute = streams.compute()
-        with streams.using(streams.upload):
-            on_device = streams.to_device(batch)
-            uploaded = streams.event()
-            uploaded.record(streams.upload)
-        self.uploaded[self.turn] = uploaded
-        compute.wait_event(uploaded)
-        streams.keep_for(on_device, compute)
+        # all of it in inference mode: record_stream counts as an in-place op on its tensor
         with torch.inference_mode():
+            with streams.using(streams.upload):
+                on_device = streams.to_device(batch)
+                uploaded = streams.event()
+                uploaded.record(streams.upload)
+            self.uploaded[self.turn] = uploaded
+            compute.wait_event(uploaded)
+            streams.keep_for(on_device, compute)
             features = self.network(on_device)
             finite = torch.isfinite(features).all(1)  # on the device: no host sync
-        computed = streams.event()
-        computed.record(compute)
-        streams.fetch.wait_event(computed)  # this batch only, not what is queued after it
-        with streams.using(streams.fetch):
-            flags = streams.to_host(finite)
-            parts = [(video, Part(first, streams.to_host(features[a:b]), flags[a:b], None))
-                     for video, first, a, b in _spans(pieces)]
-            fetched = streams.event()
-            fetched.record(streams.fetch)
-        streams.keep_for(features, streams.fetch)
-        streams.keep_for(finite, streams.fetch)
+            computed = streams.event()
+            computed.record(compute)
+            streams.fetch.wait_event(computed)  # this batch only, not what is queued after it
+            with streams.using(streams.fetch):
+                flags = streams.to_host(finite)
+                parts = [(video, Part(first, streams.to_host(features[a:b]), flags[a:b], None))
+                         for video, first, a, b in _spans(pieces)]
+                fetched = streams.event()
+                fetched.record(streams.fetch)
+            streams.keep_for(features, streams.fetch)
+            streams.keep_for(finite, streams.fetch)
         return [(video, part._replace(ready=fetched)) for video, part in parts]
 
 

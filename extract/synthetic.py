@@ -19,7 +19,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
-import av
 import numpy as np
 import torch
 import torchvision.io
@@ -88,6 +87,8 @@ def write_video(
     if codec not in LOSSLESS_CODECS:
         raise ValueError(f"codec {codec!r} not in {sorted(LOSSLESS_CODECS)}")
     pix_fmt, options = LOSSLESS_CODECS[codec]
+    import av  # here, as in claws.extract.video: frame folders and frames need no PyAV
+
     with atomic_path(path) as tmp, av.open(str(tmp), "w") as container:
         stream = None
         for frame in frames:

@@ -95,10 +95,13 @@ def test_claws_run_folder_and_clustering_metrics(tmp_path: Path) -> None:
         train(_config(tmp_path, shards, iterations=60))
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("preset", ["claws", "claws-literal", "mil"])
-def test_resume_reproduces_uninterrupted_run(tmp_path: Path, preset: str) -> None:
+def test_resume_reproduces_uninterrupted_run(tmp_path: Path, preset: str, device: str) -> None:
+    """Bitwise on the same device; on CUDA under deterministic algorithms (issue 22 item 2)."""
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=10)
-    extra = {"windows_per_iteration": 2, "mil_videos_per_class": 3, "checkpoint_every": 35}
+    extra = {"windows_per_iteration": 2, "mil_videos_per_class": 3, "checkpoint_every": 35,
+             "device": device}
     full = train(_config(tmp_path, shards, preset, iterations=90, **extra))
     cut = load_config(preset, None, {**SMALL, **extra, "shards": str(shards), "iterations": 35,
                                      "runs_dir": str(tmp_path / "runs"), "name": "cut"})
