@@ -13,6 +13,7 @@ path spell such bytes as backslash escapes (`printable`): `caf\\xe9` for the Lat
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +40,9 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 LABELS = {"anomalous": 1, "abnormal": 1, "anomaly": 1, "1": 1, "normal": 0, "0": 0, "": -1,
           "unknown": -1, "-1": -1}
 SPLITS = ("train", "test", "")
+# Bytes of a file stem made from a video id (`file_stem`): NAME_MAX (255 on Linux and macOS) less
+# room for a suffix (".events.json", 12) and a temporary name's ".", ".tmp" and pid (12 more).
+NAME_BYTES = 200
 
 
 class DatasetError(ValueError):
@@ -73,6 +77,22 @@ def printable(text: str) -> str:
     opened by its real name.
     """
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def file_stem(video_id: str) -> str:
+    """The stem of the files named after a video (work files, curves, plots, previews).
+
+    The id itself when its UTF-8 form has at most NAME_BYTES bytes; a longer id becomes its
+    first bytes (whole characters), `~` and 16 hex digits of its sha256, NAME_BYTES bytes at
+    most. Such a name plus a suffix and a temporary name's decoration (`.<stem>.tmp<pid>`)
+    stays under the 255 bytes file systems allow a name; the full id is kept inside each file.
+    """
+    raw = video_id.encode("utf-8", "surrogateescape")
+    if len(raw) <= NAME_BYTES:
+        return video_id
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    head = raw[:NAME_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{head}~{digest}"
 
 
 def parse_label(text: str, where: str) -> int:

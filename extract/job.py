@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
+from claws.data.atomic import DiskFullError
 from claws.data.clips import CLIP_LEN, TAIL_POLICY
 from claws.data.shards import (
     NormAccumulator, NormStats, ShardSet, VideoRecord, list_shards, video_id_problem, write_shard,
 )
-from claws.data.videos import VideoItem, printable, source_stamp
+from claws.data.videos import VideoItem, file_stem, printable, source_stamp
 from claws.extract.distributed import Rank, all_reduce_accumulator, all_sum, balanced_split, barrier
 from claws.extract.resume import (
     check_same_extractor, job_work_files, log_failure, log_resume, plan_resume, prepare_out,
@@ -119,11 +120,17 @@ def run_job(
 
     def on_done(item: VideoItem, features: np.ndarray, end: VideoEnd) -> None:
         key = keys[item.video_id]
-        write_work(out, VideoRecord(
-            item.video_id, features, end.num_frames, end.fps, item.label, item.split,
-            item.class_name, key["source_path"], key["source_size"], CLIP_LEN, TAIL_POLICY,
-            extractor, key["source_mtime_ns"],
-        ), key)
+        try:
+            write_work(out, VideoRecord(
+                item.video_id, features, end.num_frames, end.fps, item.label, item.split,
+                item.class_name, key["source_path"], key["source_size"], CLIP_LEN, TAIL_POLICY,
+                extractor, key["source_mtime_ns"],
+            ), key)
+        except DiskFullError:
+            raise  # nothing else can be written either: the job stops (exit 2), resumable
+        except OSError as err:  # a limit of this one file: the video fails alone
+            on_failed(item, f"its work file cannot be written ({err})")
+            return
         if end.reported_frames != end.num_frames:
             logger.info("%s: %d frames decoded, container reported %d", item.video_id,
                         end.num_frames, end.reported_frames)
@@ -358,7 +365,7 @@ def write_shards(
     A video whose normalized features are not finite is left out, logged as failed (appended
     to `failed` too) and its work file deleted, so a rerun reads its source again.
     """
-    in_shards = set(shard_videos(out))
+    in_shards = {file_stem(vid) for vid in shard_videos(out)}
     pending = []
     for path in files:
         if path.stem in in_shards:  # written before a crash that came before the cleanup

@@ -1,11 +1,13 @@
 """What an extraction directory holds between runs, and what a rerun may reuse of it.
 
 Phase 1 of a job writes each finished video's RAW features (before normalization, which needs
-statistics over the whole training split) as its own work file `DIR/.work/<video_id>.npz`,
-built in memory and written whole (claws.data.atomic; the temporary file in `DIR/.work/tmp/`,
-fsync, rename: only a file named exactly `<video_id>.npz` directly in `.work/` is a work file,
-whatever the id looks like). A kill -9 therefore loses at most the videos in flight. Failures
-are appended to `DIR/failures.jsonl`, one JSON object per line.
+statistics over the whole training split) as its own work file `DIR/.work/<stem>.npz`, where
+<stem> is the video id, or for an id of more than 200 bytes its first bytes, `~` and a hash
+(claws.data.videos.file_stem: a name's length never depends on the source's; the full id is in
+the file), built in memory and written whole (claws.data.atomic; the temporary file in
+`DIR/.work/tmp/`, fsync, rename: only a file named exactly `<stem>.npz` directly in `.work/` is a
+work file, whatever the id looks like). A kill -9 therefore loses at most the videos in flight.
+Failures are appended to `DIR/failures.jsonl`, one JSON object per line.
 
 Every work file also stores the key of what produced it (`work_key`): the source (resolved
 path, size, modification time), the extractor identity and the video's label and split. A rerun
@@ -36,6 +38,7 @@ import numpy as np
 
 from claws.data.atomic import space_named, temporary_path, write_atomic
 from claws.data.shards import VideoRecord, list_shards
+from claws.data.videos import file_stem
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def remove_empty_work_dir(out: Path) -> None:
 
 def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
     """Store one video's raw features, metadata and key (`work_key`) atomically as
-    `.work/<video_id>.npz`.
+    `.work/<file_stem(video_id)>.npz`.
 
     Raises:
         claws.data.atomic.DiskFullError: no room for it (nothing is left behind).
@@ -112,9 +115,14 @@ def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
     image = io.BytesIO()
     np.savez(image, features=record.features.astype(np.float32), meta=json.dumps(meta),
              key=json.dumps(key, sort_keys=True))
-    path = work_dir(out) / f"{record.video_id}{WORK_SUFFIX}"
+    path = work_path(out, record.video_id)
     tmp_dir(out).mkdir(parents=True, exist_ok=True)
     return write_atomic(path, image.getbuffer(), temporary_path(path, tmp_dir(out)))
+
+
+def work_path(out: Path, video_id: str) -> Path:
+    """Where the work file of `video_id` is (or goes) in `out`."""
+    return work_dir(out) / f"{file_stem(video_id)}{WORK_SUFFIX}"
 
 
 def read_work(path: Path) -> VideoRecord:
@@ -131,7 +139,8 @@ def read_work_key(path: Path) -> dict | None:
 
 
 def work_files(out: Path) -> dict[str, Path]:
-    """Finished work files by video id: exactly `.work/<video_id>.npz` (any id, dots included)."""
+    """Finished work files by file stem (`file_stem` of the video id: the id itself unless it is
+    over 200 bytes): exactly `.work/<stem>.npz` (any stem, dots included)."""
     folder = work_dir(out)
     if not folder.is_dir():
         return {}
@@ -194,7 +203,7 @@ class ResumePlan(NamedTuple):
 
     done: set[str]  # job videos in a finished shard or with a work file of the same key
     stale: dict[str, str]  # job video -> why its work file is not reused (it is extracted again)
-    foreign: list[str]  # videos with a work file that are not in this job (left alone)
+    foreign: list[str]  # work files (by stem: the id, unless long) of videos not in this job
 
 
 def work_key(source: dict, extractor: dict, **video) -> dict:
@@ -302,9 +311,10 @@ def plan_resume(out: Path, keys: dict[str, dict]) -> ResumePlan:
     done = set(keys) & set(in_shards)
     stale: dict[str, str] = {}
     files = work_files(out)
-    for vid in sorted(set(files) & set(keys) - done):
+    stems = {vid: file_stem(vid) for vid in keys}
+    for vid in sorted(vid for vid in set(keys) - done if stems[vid] in files):
         try:
-            stored = read_work_key(files[vid])
+            stored = read_work_key(files[stems[vid]])
         except DAMAGED as err:  # a work file damaged after it was written
             stale[vid] = f"it cannot be read ({err})"
             continue
@@ -312,7 +322,7 @@ def plan_resume(out: Path, keys: dict[str, dict]) -> ResumePlan:
             done.add(vid)
         else:
             stale[vid] = f"its work file was made from {_key_change(stored, keys[vid])}"
-    return ResumePlan(done, stale, sorted(set(files) - set(keys)))
+    return ResumePlan(done, stale, sorted(set(files) - set(stems.values())))
 
 
 def log_resume(plan: ResumePlan, out: Path, redo: str) -> None:
@@ -331,6 +341,7 @@ def job_work_files(out: Path, keys: dict[str, dict]) -> list[Path]:
     """The work files that belong in this job's shards, sorted: those of its videos with their
     key, and those of its videos already in a shard (left by a crash before the cleanup)."""
     files = work_files(out)
-    return sorted(files[vid] for vid in plan_resume(out, keys).done if vid in files)
+    stems = [file_stem(vid) for vid in plan_resume(out, keys).done]
+    return sorted(files[stem] for stem in stems if stem in files)
 
 

@@ -1,14 +1,18 @@
 """The scores folder written by `claws score` and read by `claws evaluate`.
 
-Per video (every file written atomically; `<video_id>.events.json` last, so its presence with the
+Per video (every file written atomically; `<stem>.events.json` last, so its presence with the
 others marks a finished video and a rerun skips it):
 
-    <video_id>.npy          (num_frames,) float32 per-frame curve
-    <video_id>.csv          frame,time_s,score (header, then exactly num_frames rows; time = frame/fps)
-    <video_id>.png          the curve against time, events shaded, the threshold dashed
-    <video_id>.events.json  summary (video_id, num_frames, fps, duration_s, source, checkpoint,
-                            checkpoint_sha256, weights_sha256, random_features, peak, peak_s,
-                            window, threshold, event parameters, num_events) and the events list
+    <stem>.npy          (num_frames,) float32 per-frame curve
+    <stem>.csv          frame,time_s,score (header, then exactly num_frames rows; time = frame/fps)
+    <stem>.png          the curve against time, events shaded, the threshold dashed
+    <stem>.events.json  summary (video_id, num_frames, fps, duration_s, source, checkpoint,
+                        checkpoint_sha256, weights_sha256, random_features, peak, peak_s,
+                        window, threshold, event parameters, num_events) and the events list
+
+<stem> is the video id, or for an id of more than 200 bytes its first bytes, `~` and 16 hex
+digits of its sha256 (claws.data.videos.file_stem), so that no name passes the 255 bytes a file
+system allows; readers take the id from the events file and index.jsonl, never from a name.
 
 A folder holds the results of ONE set of scoring settings (SETTINGS: the checkpoint's content,
 window, threshold, event parameters): a run whose settings differ from those of a finished video
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from claws.data.atomic import atomic_path, save_npy, write_json, write_jsonl
+from claws.data.videos import file_stem
 from claws.pipeline.events import Event
 from claws.pipeline.plots import plot_curve_events
 from claws.pipeline.curves import ScoredVideo
@@ -50,7 +55,11 @@ class ScoresError(ValueError):
 
 def is_complete(out: Path, video_id: str) -> bool:
     """True when every output of the video exists (events.json is written last)."""
-    return all((Path(out) / f"{video_id}{s}").is_file() for s in OUTPUT_SUFFIXES)
+    return _complete_stem(out, file_stem(video_id))
+
+
+def _complete_stem(out: Path, stem: str) -> bool:
+    return all((Path(out) / f"{stem}{s}").is_file() for s in OUTPUT_SUFFIXES)
 
 
 def video_output_files(out: Path) -> list[Path]:
@@ -80,7 +89,7 @@ def other_settings(out: Path, run: dict) -> dict[str, dict[str, tuple]]:
 def remove_outputs(out: Path, video_id: str) -> None:
     """Delete a video's outputs, events.json first (so a crash midway leaves it unfinished)."""
     for suffix in (EVENTS_SUFFIX, *OUTPUT_SUFFIXES[:-1]):
-        (Path(out) / f"{video_id}{suffix}").unlink(missing_ok=True)
+        (Path(out) / f"{file_stem(video_id)}{suffix}").unlink(missing_ok=True)
 
 
 def write_curve_csv(path: Path, frame_scores: np.ndarray, fps: float) -> Path:
@@ -124,18 +133,18 @@ def write_video_outputs(out: Path, scored: ScoredVideo, events: list[Event], run
         run: fields shared by the whole run (checkpoint, weights_sha256, threshold, ...).
     """
     out = Path(out)
-    vid = scored.video_id
+    vid, stem = scored.video_id, file_stem(scored.video_id)
     info = summary(scored, events, run)
-    save_npy(out / f"{vid}.npy", scored.frame_scores.astype(np.float32))
-    write_curve_csv(out / f"{vid}.csv", scored.frame_scores, scored.fps)
+    save_npy(out / f"{stem}.npy", scored.frame_scores.astype(np.float32))
+    write_curve_csv(out / f"{stem}.csv", scored.frame_scores, scored.fps)
     title = (f"{vid}: {info['duration_s']:.1f} s, peak {info['peak']:.3f} at "
              f"{info['peak_s']:.1f} s, {len(events)} event{'' if len(events) == 1 else 's'}"
              + (" (RANDOM C3D WEIGHTS)" if scored.random_features else ""))
     min_duration = run.get("min_duration_s", 0.0)
-    plot_curve_events(out / f"{vid}.png", scored.frame_scores, scored.fps, events,
+    plot_curve_events(out / f"{stem}.png", scored.frame_scores, scored.fps, events,
                       run.get("threshold", 0.5), title,
                       f"events last >= {min_duration:g} s" if min_duration else "events")
-    write_json(out / f"{vid}{EVENTS_SUFFIX}", {**info, "events": [e.to_dict() for e in events]})
+    write_json(out / f"{stem}{EVENTS_SUFFIX}", {**info, "events": [e.to_dict() for e in events]})
     return info
 
 
@@ -171,14 +180,18 @@ def read_summaries(out: Path) -> list[dict]:
     """
     rows = []
     for path in sorted(Path(out).glob(f"*{EVENTS_SUFFIX}")):
-        vid = path.name[: -len(EVENTS_SUFFIX)]
-        if vid.startswith(".") or not is_complete(out, vid):
+        stem = path.name[: -len(EVENTS_SUFFIX)]
+        if not _complete_stem(out, stem):  # unfinished, or a temporary name
             continue
         info = _checked_summary(path.read_bytes(), str(path),
                                 "delete it and rerun `claws score` to score that video again")
+        if file_stem(info["video_id"]) != stem:
+            raise ScoresError(f"{path}: holds video {info['video_id']}, whose files are named "
+                              f"{file_stem(info['video_id'])}.*; a renamed or copied file? "
+                              "delete it and rerun `claws score`")
         info.pop("events", None)
         rows.append(info)
-    return rows
+    return sorted(rows, key=lambda row: row["video_id"])
 
 
 def write_index(out: Path) -> Path:
@@ -205,7 +218,7 @@ def read_curves(out: Path) -> tuple[dict[str, np.ndarray], list[dict]]:
             for n, line in enumerate(index.read_bytes().splitlines(), 1) if line.strip()]
     curves = {}
     for row in rows:
-        vid, path = row["video_id"], out / f"{row['video_id']}.npy"
+        vid, path = row["video_id"], out / f"{file_stem(row['video_id'])}.npy"
         if not path.is_file():
             raise ScoresError(f"{path}: listed in {INDEX} but missing; rerun `claws score`")
         try:

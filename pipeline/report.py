@@ -6,7 +6,7 @@
     roc.png             our ROC curve, over all test frames and over the anomalous videos' frames
                         alone (AUC_A), with optional reference curves (e.g. the paper's)
     video_auc.png       each anomalous video's own frame AUC, worst first (localization)
-    videos/<id>.png     each annotated video's curve against time in seconds (frames when its
+    videos/<stem>.png   each annotated video's curve against time in seconds (frames when its
                         fps is unknown) with its ground truth shaded red (Fig. 6/7) and
                         the false-alarm threshold as a dashed line
 """
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from claws.data.annotations import GroundTruth
 from claws.data.atomic import write_json, write_text
+from claws.data.videos import file_stem
 from claws.pipeline.metrics import FrameMetrics, thin_curve
 from claws.pipeline.plots import plot_curve_truth, plot_roc, plot_video_auc, read_reference_roc
 
@@ -188,8 +189,8 @@ def write_report(
             length = f", {t.num_frames / rate:.1f} s" if rate else ""
             title = (f"{vid} ({t.class_name}): {t.num_frames} frames{length}, "
                      f"{int(t.frame_labels.sum())} anomalous{flag}")
-            plot_curve_truth(out / "videos" / f"{vid}.png", curves[vid], rate, t.frame_labels,
-                             metrics.threshold, title, "false-alarm rate")
+            plot_curve_truth(out / "videos" / f"{file_stem(vid)}.png", curves[vid], rate,
+                             t.frame_labels, metrics.threshold, title, "false-alarm rate")
     write_text(out / "summary.md", summary_markdown(metrics, truth, curves, inputs,
                                                      reference_aucs))
     return out

@@ -8,10 +8,10 @@ third-party code. Layout of `review/`:
     review.js, .css   the page's code and style (package data: claws/pipeline/review_assets/)
     summaries.js      every video's summary and a SPARKLINE_POINTS-point sparkline: all the triage
                       table loads, so a folder of hundreds of videos opens at once
-    curves/ID.js      one video's per-frame curve, events, ground truth and footage URL, loaded by a
+    curves/STEM.js    one video's per-frame curve, events, ground truth and footage URL, loaded by a
                       <script> tag when the video is opened (fetch() of local files is blocked on
                       file://, a script is not)
-    previews/ID.mp4   H.264 previews of sources a browser cannot play (claws.pipeline.review_video)
+    previews/STEM.mp4 H.264 previews of sources a browser cannot play (claws.pipeline.review_video)
 
 Every file is written atomically; curves and summaries are rewritten on each run (cheap), previews
 are kept. Shapes: N frames of a video, S sparkline points.
@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from claws.data.atomic import write_text
+from claws.data.videos import file_stem
 from claws.pipeline.events import above_threshold_runs
 from claws.pipeline.metrics import video_auc
 from claws.pipeline.review_video import footage
@@ -86,7 +87,7 @@ def _script(call: str, data: object) -> str:
 
 
 def _read_events(scores: Path, video_id: str) -> list[dict]:
-    data = json.loads((scores / f"{video_id}{EVENTS_SUFFIX}").read_text())
+    data = json.loads((scores / f"{file_stem(video_id)}{EVENTS_SUFFIX}").read_text())
     return list(data.get("events", []))
 
 
@@ -155,8 +156,9 @@ def write_review(
         labels = truth.get(vid)
         shown = footage(info, review, previews)
         missing += shown.src is None
-        videos.append({**video_record(info, events, curves[vid], labels), "footage": shown.note})
-        write_text(review / "curves" / f"{vid}.js", _script("CLAWS.registerCurve", {
+        videos.append({**video_record(info, events, curves[vid], labels), "footage": shown.note,
+                       "curve_file": file_stem(vid)})
+        write_text(review / "curves" / f"{file_stem(vid)}.js", _script("CLAWS.registerCurve", {
             "video_id": vid, "fps": info["fps"], "num_frames": info["num_frames"],
             "scores": np.round(curves[vid].astype(np.float64), 4).tolist(),
             "events": events,

@@ -2,9 +2,10 @@
 
 Browsers play MP4/WebM/Ogg holding H.264, VP8, VP9 or AV1 video; everything else (AVI, MPEG-4
 part 2, MJPEG, lossless RGB H.264, JPEG/PNG frame folders) gets a small preview transcoded once
-with PyAV's bundled libx264 into `review/previews/<video_id>.mp4`: PREVIEW_WIDTH pixels wide, aspect
-kept, even sizes, yuv420p, at the curve's fps with one preview frame per decoded frame, so time
-t in the player is frame t*fps of the curve. A preview is written to a temporary name and renamed,
+with PyAV's bundled libx264 into `review/previews/<stem>.mp4` (claws.data.videos.file_stem: the
+id, shortened when long): PREVIEW_WIDTH pixels wide, aspect kept, even sizes, yuv420p, at the
+curve's fps with one preview frame per decoded frame, so time t in the player is frame t*fps of
+the curve. A preview is written to a temporary name and renamed,
 so one that exists is complete and a rerun skips it.
 
 PyAV is imported inside the functions, so that the `claws` parser starts without it.
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from claws.data.atomic import atomic_path
+from claws.data.videos import file_stem
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def footage(info: dict, review_dir: Path, previews: bool) -> Footage:
                        "no footage, the curve only")
     if source.is_file() and browser_playable(source):
         return Footage(relative_url(source, review_dir), "source")
-    target = Path(review_dir) / "previews" / f"{info['video_id']}.mp4"
+    target = Path(review_dir) / "previews" / f"{file_stem(info['video_id'])}.mp4"
     if not target.is_file():
         if not previews:
             return Footage(None, "the browser cannot play the source and previews are off")

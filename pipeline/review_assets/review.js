@@ -61,7 +61,10 @@ var CLAWS = (function () {
     var first = !waiting[id];
     (waiting[id] = waiting[id] || []).push(done);
     if (!first) return;
-    var script = el("script", {src: "curves/" + encodeURIComponent(id) + ".js"});
+    // a long id's files have a shortened name (claws.data.videos.file_stem), given by the summary
+    var summary = data.videos.find(function (v) { return v.video_id === id; });
+    var file = (summary && summary.curve_file) || id;
+    var script = el("script", {src: "curves/" + encodeURIComponent(file) + ".js"});
     script.onerror = function () { delete waiting[id]; failed(); };
     document.head.appendChild(script);
   }

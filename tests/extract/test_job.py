@@ -162,3 +162,42 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     np.testing.assert_array_equal(killed.stats.mean, clean.stats.mean)
     for vid in clean.video_ids:
         np.testing.assert_array_equal(killed.features(vid), clean.features(vid))
+
+
+LONG = "night_camera_" + "x" * 237  # a 250-character file stem: + ".npz" fits, + "~tmp..." did not
+
+
+def test_a_250_character_name_is_extracted_under_its_full_id(tmp_path, fake):
+    """Issue 20.3: the work file `.work/<id>.npz` of a 250-character name (its temporary name
+    `.<id>.tmp<pid>.npz` longer still) stopped the whole job with [Errno 36] File name too long."""
+    items = _items(tmp_path, [20, 18])
+    path = write_video(tmp_path / "long.mp4", synthetic_frames(17, 24, 32, seed=5))
+    path = path.rename(tmp_path / f"{LONG}.mp4")  # (its temporary name would be too long)
+    items.append(VideoItem(LONG, path, label=1, split="train"))
+    out = tmp_path / "out"
+    result, _ = _job(items, out, fake)
+    assert result.failed == [] and result.extracted == 3
+    shards = ShardSet(out)
+    assert LONG in shards.video_ids and shards.videos[LONG].num_frames == 17
+    again, net = _job(items, out, fake)  # the rerun finds it done
+    assert net.calls == 0 and again.skipped == 3
+
+
+def test_a_work_file_that_cannot_be_written_fails_its_video_alone(tmp_path, fake, monkeypatch):
+    """A video whose work file cannot be written (a file-system limit, not a full disk) fails
+    alone, in failures.jsonl; the other videos finish."""
+    import claws.extract.job as job
+
+    write = job.write_work
+
+    def refuse_one(out, record, key):
+        if record.video_id == "vtrain1":
+            raise OSError(36, "File name too long", str(out / ".work" / "vtrain1.npz"))
+        return write(out, record, key)
+
+    monkeypatch.setattr(job, "write_work", refuse_one)
+    out = tmp_path / "out"
+    result, _ = _job(_items(tmp_path, [20, 18, 17]), out, fake)
+    assert [vid for vid, _ in result.failed] == ["vtrain1"] and "File name too long" in result.failed[0][1]
+    assert ShardSet(out).video_ids == ["vtrain0", "vtrain2"]
+    assert "vtrain1" in (out / "failures.jsonl").read_text()

@@ -177,3 +177,20 @@ def test_features_from_before_fc6_ran_in_fp32_are_not_mixed_with_new_ones(tmp_pa
     with pytest.raises(ValueError, match=r"'fc6_precision': \('bf16', 'fp32'\)"):
         check_same_extractor(other, {**old_bf16, "fc6_precision": "fp32"})
 
+
+def test_a_long_id_gets_a_bounded_work_file_name_and_keeps_its_full_id(tmp_path):
+    """Issue 20.3: the work-file name of a 250-character id is its first bytes and a hash; the
+    full id is inside; a rerun finds it by id; an id of 200 bytes or less keeps its name."""
+    from claws.data.videos import NAME_BYTES, file_stem
+
+    prepare_out(tmp_path)
+    long_id, other = "é" * 125, "é" * 124 + "è"  # 250 bytes each, same first 183 bytes
+    for vid in (long_id, other, "cam"):
+        write_work(tmp_path, _record(vid), _key())
+    names = sorted(p.name for p in (tmp_path / ".work").glob("*.npz"))
+    assert "cam.npz" in names and all(len(n.encode()) <= NAME_BYTES + 4 for n in names)
+    assert file_stem(long_id) != file_stem(other) and file_stem("x" * 200) == "x" * 200
+    assert read_work(work_files(tmp_path)[file_stem(long_id)]).video_id == long_id
+    plan = plan_resume(tmp_path, {long_id: _key(), "cam": _key()})
+    assert plan.done == {long_id, "cam"} and plan.foreign == [file_stem(other)]
+    assert job_work_files(tmp_path, {long_id: _key()}) == [work_files(tmp_path)[file_stem(long_id)]]

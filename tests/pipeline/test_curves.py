@@ -107,3 +107,22 @@ def test_scores_written_into_the_input_folder_are_not_read_as_footage(random_fea
     index = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
     assert [row["video_id"] for row in index] == ["cam"]
     np.testing.assert_array_equal(np.load(folder / "cam.npy"), curve)
+
+
+@pytest.mark.slow
+def test_raw_footage_with_a_250_character_name(random_feature_run, tmp_path):
+    """Issue 20.3: extraction's work file and then the scores of a 250-character name exceeded
+    the 255 bytes a file name may have, and the whole run stopped with exit 2."""
+    from claws.data.videos import file_stem
+
+    long_id = "entrance_" + "w" * 241
+    folder = tmp_path / "footage"
+    write_video(folder / "short.mp4", synthetic_frames(17, seed=3), fps=8.0)
+    (folder / "short.mp4").rename(folder / f"{long_id}.mp4")
+    write_video(folder / "cam.mp4", synthetic_frames(9, seed=4), fps=8.0)
+    out = tmp_path / "scores"
+    assert main(["score", str(folder), "--run", str(random_feature_run), "--weights", "random",
+                 "--workers", "0", "--out", str(out), "--no-progress"]) == 0
+    index = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert [row["video_id"] for row in index] == ["cam", long_id]
+    assert np.load(out / f"{file_stem(long_id)}.npy").shape == (17,)

@@ -221,3 +221,20 @@ def test_page_in_headless_chromium(footage: Path, tmp_path: Path) -> None:
     for name, fragment in (("review-triage.png", ""), ("review-video.png", "video=playable&click=0.5")):
         shot = screenshot(page_url(page, fragment), shots / name)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_a_video_with_a_250_character_id_opens_in_the_page(tmp_path: Path) -> None:
+    """Issue 20.3: a long id's curve file has a shortened name (file_stem), which the page takes
+    from the summary; the video view loads it."""
+    from claws.data.videos import file_stem
+
+    long_id = "lobby_" + "q" * 244
+    write_fake_scores(tmp_path / "scores", [{"video_id": long_id, "num_frames": 30, "fps": FPS,
+                                             "event": (5, 20), "source": tmp_path / "gone.avi"}])
+    page = write_review(tmp_path / "scores")
+    assert (tmp_path / "scores" / "review" / "curves" / f"{file_stem(long_id)}.js").is_file()
+    dom = dump_dom(page_url(page, f"video={long_id}&click=0.5"))
+    assert "No footage: source" in dom and "is missing: rerun" not in dom
+    assert json.loads(html_attribute(dom, "data-seek"))["playhead"] > 0

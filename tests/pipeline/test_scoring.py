@@ -251,6 +251,37 @@ def test_features_that_overflow_after_normalization_fail_their_video(tmp_path):
     _fails_alone(out, "huge", "not finite after normalization")
 
 
+def test_a_250_character_id_is_scored_evaluated_and_reviewed(tiny_run, tmp_path):
+    """Issue 20.3: `<id>.events.json` of a 250-character id exceeds the 255 bytes a file name may
+    have ([Errno 36], exit 2 for the whole run). Its files are named by a bounded stem; the id
+    itself is in index.jsonl, the events file and the review page."""
+    from claws.data.videos import NAME_BYTES, file_stem
+
+    long_id = "parking_lot_camera_" + "z" * 231
+    records = [VideoRecord(vid, STATS.normalize(raw_features(vid, n)), n, 10.0, label, "test",
+                           "", f"/footage/{vid}.mp4", 1000, extractor=EXTRACTOR)
+               for vid, n, label in ((long_id, 40, 1), ("cam_b", 17, 0))]
+    write_shard(tmp_path / "shards" / "s.h5", records, STATS)
+    out = tmp_path / "scores"
+    assert _score(tiny_run, tmp_path / "shards", out) == 0
+    stem = file_stem(long_id)
+    assert len(stem.encode()) <= NAME_BYTES and stem != long_id
+    assert all(len(p.name.encode()) <= 255 for p in out.iterdir())
+    assert json.loads((out / f"{stem}.events.json").read_text())["video_id"] == long_id
+    np.testing.assert_allclose(np.load(out / f"{stem}.npy"),
+                               _expected_curve(tiny_run, long_id, 40), atol=1e-6)
+    index = [json.loads(line)["video_id"] for line in (out / "index.jsonl").read_text().splitlines()]
+    assert index == sorted([long_id, "cam_b"])
+    assert _score(tiny_run, tmp_path / "shards", out) == 0  # the rerun finds both finished
+    (tmp_path / "gt.csv").write_text(f"video,start_frame,end_frame\n{long_id},5,20\ncam_b,,\n")
+    assert main(["evaluate", str(out), "--intervals", str(tmp_path / "gt.csv"), "--out",
+                 str(tmp_path / "report")]) == 0
+    assert all(len(p.name.encode()) <= 255 for p in (tmp_path / "report").rglob("*"))
+    assert main(["review", str(out)]) == 0
+    assert (out / "review" / "curves" / f"{stem}.js").is_file()
+    assert f'"curve_file":"{stem}"' in (out / "review" / "summaries.js").read_text()
+
+
 # --- Ctrl-C and SIGTERM (issue 20 item 7) -----------------------------------------------------------
 
 @pytest.mark.parametrize("signum", [2, 15])  # SIGINT, SIGTERM
