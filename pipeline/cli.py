@@ -22,6 +22,7 @@ import sys
 
 from claws.data.version import code_version
 from claws.pipeline.interrupt import Interrupted, interrupt_handling, interrupted_line
+from claws.pipeline.options import Range
 
 # Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -31,14 +32,18 @@ COMMANDS: tuple[str, ...] = (
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions as written (examples keep their lines); options show their defaults.
+    """Descriptions as written (examples keep their lines); options show their ranges and defaults.
 
     Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out defaults that say nothing (None,
     empty values, the False of a flag) and those the help already states in words ("default: ...").
+    A numeric option's range (its `type`, a claws.pipeline.options.Range) follows its help
+    unless the help states it.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        if isinstance(action.type, Range) and action.type.describe() not in text:
+            text = f"{text}; {action.type.describe()}"
         silent = action.nargs == 0 or action.default is None or action.default in ("", [])
         if silent or action.default is argparse.SUPPRESS or "default:" in text or "%(default)" in text:
             return text

@@ -1,13 +1,15 @@
 """The training configuration: one frozen dataclass, presets named after Table 3, YAML and overrides.
 
 Precedence: dataclass defaults (the paper's settings, section 4.3) < preset < YAML file <
-`--key value` overrides. Unknown keys and values of the wrong type are errors that name the key.
+`--key value` overrides. Unknown keys, values of the wrong type and numbers outside a key's range
+(RANGES, the same checks for YAML files and `--key value`) are errors that name the key.
 The comment of each field is its documentation, in the source and in `claws train --help`
 (field_help reads it).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import inspect
@@ -18,11 +20,12 @@ import tokenize
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from claws.data.atomic import write_text
+from claws.pipeline.options import SEED, WINDOW, Range, integer, number
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,24 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The range of every numeric field. Counts of steps stop at 10**9 (paper: 1e5), sizes at 65,536;
+# weights of loss terms at 1000 (paper: at most 1), so that no loss can overflow.
+_STEPS, _SIZE, _WEIGHT = integer(1, 10**9), integer(1, 65_536), number(0.0, 1000.0)
+RANGES: dict[str, Range] = {
+    "feature_dim": _SIZE, "seed": SEED, "cpu_threads": integer(0, 1024), "iterations": _STEPS,
+    "lr": number(0.0, 1.0, low_open=True), "lr_decay_step": _STEPS,
+    "lr_decay_factor": number(0.0, 1.0, low_open=True), "weight_decay": number(0.0, 1.0),
+    "window": WINDOW, "windows_per_iteration": integer(1, 4096), "hidden1": _SIZE,
+    "hidden2": _SIZE, "dropout": number(0.0, 1.0, high_open=True), "lambda1": number(0.0, 1.0),
+    "lambda2": _WEIGHT, "alpha": _WEIGHT, "cluster_min_distance": number(0.0, 1000.0, low_open=True),
+    "kmeans_max_iter": integer(1, 1_000_000), "kmeans_tol": number(0.0, 1.0, high_open=True),
+    "mil_segments": integer(1, 100_000), "mil_videos_per_class": integer(1, 100_000),
+    "mil_smoothness": _WEIGHT, "mil_sparsity": _WEIGHT,
+    "val_fraction": number(0.0, 1.0, high_open=True), "val_every": _STEPS, "log_every": _STEPS,
+    "checkpoint_every": _STEPS,
+}
+
+
 def field_types() -> dict[str, type]:
     """Field name -> its Python type (int, float, bool, str)."""
     hints = typing.get_type_hints(TrainConfig)
@@ -155,20 +176,29 @@ def field_help() -> dict[str, str]:
     return meanings
 
 
+def _flag(text: str) -> bool:
+    """A command-line true/false (also 1/0, yes/no, on/off)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def option_type(key: str) -> Callable[[str], Any]:
+    """The argparse `type` of `--key`: its Range for a number, true/false for a flag, else str."""
+    if key in RANGES:
+        return RANGES[key]
+    return _flag if field_types()[key] is bool else str
+
+
 def parse_value(key: str, text: str) -> Any:
-    """A command-line string converted to the type of field `key`."""
-    kind = field_types()[key]
-    if kind is bool:
-        lowered = text.strip().lower()
-        if lowered in ("true", "1", "yes", "on"):
-            return True
-        if lowered in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"--{key.replace('_', '-')}: expected true or false, got {text!r}")
+    """A command-line string converted to the type of field `key`, its range checked."""
     try:
-        return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
-    except ValueError:
-        raise ValueError(f"--{key.replace('_', '-')}: expected {kind.__name__}, got {text!r}") from None
+        return option_type(key)(text)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"--{key.replace('_', '-')}: {err}") from None
 
 
 def _checked(key: str, value: Any, where: str) -> Any:
@@ -183,6 +213,8 @@ def _checked(key: str, value: Any, where: str) -> Any:
         raise ValueError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
     if key in CHOICES and value not in CHOICES[key]:
         raise ValueError(f"{where}: {key} must be one of {CHOICES[key]}, got {value!r}")
+    if key in RANGES:
+        RANGES[key].check(value, f"{where}: {key}")
     return value
 
 
@@ -212,26 +244,7 @@ def load_config(
             raise ValueError(f"{yaml_path}: expected a mapping of config keys, got {type(loaded).__name__}")
         values.update({k: _checked(k, v, str(yaml_path)) for k, v in loaded.items()})
     values.update({k: _checked(k, v, "override") for k, v in (overrides or {}).items()})
-    config = TrainConfig(**values)
-    _check_ranges(config)
-    return config
-
-
-def _check_ranges(config: TrainConfig) -> None:
-    positive = ("feature_dim", "iterations", "window", "windows_per_iteration", "hidden1",
-                "hidden2", "mil_segments", "mil_videos_per_class", "val_every", "log_every",
-                "checkpoint_every", "lr", "lr_decay_step", "kmeans_max_iter", "cluster_min_distance")
-    for key in positive:
-        if not getattr(config, key) > 0:
-            raise ValueError(f"config: {key} must be > 0, got {getattr(config, key)}")
-    if not 0.0 <= config.kmeans_tol < 1.0:
-        raise ValueError(f"config: kmeans_tol must be in [0, 1), got {config.kmeans_tol}")
-    if not 0.0 <= config.val_fraction < 1.0:
-        raise ValueError(f"config: val_fraction must be in [0, 1), got {config.val_fraction}")
-    if not 0.0 <= config.dropout < 1.0:
-        raise ValueError(f"config: dropout must be in [0, 1), got {config.dropout}")
-    if not 0.0 <= config.lambda1 <= 1.0:
-        raise ValueError(f"config: lambda1 must be in [0, 1], got {config.lambda1}")
+    return TrainConfig(**values)
 
 
 def save_yaml(config: TrainConfig, path: Path) -> None:

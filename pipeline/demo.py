@@ -18,6 +18,8 @@ import json
 import logging
 from pathlib import Path
 
+from claws.pipeline.options import PRECISIONS, SEED, integer
+
 logger = logging.getLogger(__name__)
 
 FPS = 25.0
@@ -76,14 +78,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     p.add_argument("--out", type=Path, default=Path("demo_out"), metavar="DIR",
                    help="folder for everything")
-    p.add_argument("--train-videos", type=int, default=10, metavar="N", help="synthetic training videos")
-    p.add_argument("--test-videos", type=int, default=6, metavar="N", help="synthetic test videos")
-    p.add_argument("--iterations", type=int, default=400, metavar="N", help="CLAWS Net training steps")
-    p.add_argument("--video-frames", type=int, default=96, metavar="N",
+    # two videos at least per split: one normal, one anomalous (training and AUC need both)
+    p.add_argument("--train-videos", type=integer(2, 10_000), default=10, metavar="N",
+                   help="synthetic training videos")
+    p.add_argument("--test-videos", type=integer(2, 10_000), default=6, metavar="N",
+                   help="synthetic test videos")
+    # 2 at least: the lr decays after 80% of the steps, which must be one step or more
+    p.add_argument("--iterations", type=integer(2, 10**9), default=400, metavar="N",
+                   help="CLAWS Net training steps")
+    p.add_argument("--video-frames", type=integer(16, 100_000), default=96, metavar="N",
                    help="frames of the shortest synthetic video")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
+    p.add_argument("--seed", type=SEED, default=0, metavar="N",
                    help="seed of the footage, C3D and training")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="C3D precision of the extraction and raw scoring (default: fp32, the reference)")
     p.set_defaults(func=run)
 

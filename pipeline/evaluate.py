@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from claws.pipeline.options import SCORE
+
 
 def _reference(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
@@ -54,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--videos", metavar="FILE", type=Path, default=None,
                    help="evaluate only these annotated videos: a text file with one video id per "
                    "line (or a CSV with a 'video' column), e.g. the part of a test set you hold")
-    p.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
+    p.add_argument("--threshold", metavar="SCORE", type=SCORE, default=0.5,
                    help="score threshold of the false-alarm rate")
     p.add_argument("--reference-roc", type=_reference, action="append", default=[],
                    metavar="NAME=CSV", help="reference ROC curve to draw beside ours (first column "

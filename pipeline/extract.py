@@ -25,7 +25,9 @@ from claws.data.ucf_crime import ucf_crime_items
 from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem
 from claws.extract.cpu_share import default_workers
-from claws.pipeline.options import PRECISIONS, add_list_options, add_shard_output_options
+from claws.pipeline.options import (
+    PRECISIONS, SEED, WORKERS, add_list_options, add_shard_output_options, integer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE", required=True,
                    help="C3D weights: c3d.pickle or Keras .h5; 'random' for seeded random weights "
                    "(features are then NOT real and are marked so)")
-    p.add_argument("--seed", metavar="N", type=int, default=0, help="seed of random weights")
+    p.add_argument("--seed", metavar="N", type=SEED, default=0, help="seed of random weights")
     p.add_argument("--mean", metavar="FILE", type=Path, default=None,
                    help="Sports-1M mean cube (.npy, .npy.bz2, .binaryproto); default: channel means")
     p.add_argument("--feature-dim", type=int, choices=(2048, 4096), default=2048,
@@ -53,12 +55,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", metavar="DEVICE", default="auto",
                    help="cpu, cuda or cuda:N; auto: cuda when available (under torchrun each rank "
                    "takes cuda:LOCAL_RANK)")
-    p.add_argument("--batch-size", metavar="N", type=int, default=0,
+    p.add_argument("--batch-size", metavar="N", type=integer(0, 4096), default=0,
                    help="clips per network call; 0: 16 on a CPU, 128 on a GPU")
-    p.add_argument("--workers", metavar="N", type=int, default=default_workers(),
+    p.add_argument("--workers", metavar="N", type=WORKERS, default=default_workers(),
                    help="decoding worker processes per rank (the rank's share of the CPUs, less "
                    "one for the network)")
-    p.add_argument("--chunk-clips", metavar="N", type=int, default=8,
+    p.add_argument("--chunk-clips", metavar="N", type=integer(1, 1024), default=8,
                    help="clips decoded at a time per worker")
     add_shard_output_options(p, missing="that are not found")
 

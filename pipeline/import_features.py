@@ -53,7 +53,7 @@ from claws.data.shanghaitech import shanghaitech_items
 from claws.data.ucf_crime import ucf_crime_items
 from claws.data.version import code_version
 from claws.data.videos import DatasetError, VideoItem
-from claws.pipeline.options import add_list_options, add_shard_output_options
+from claws.pipeline.options import FPS, add_list_options, add_shard_output_options, integer
 
 if TYPE_CHECKING:
     from claws.data.feature_files import FrameCount
@@ -75,11 +75,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frame-counts", metavar="FILE", type=Path, nargs="+", default=[],
                    help="frame-count lists: Train_Annotation.txt / Test_Annotation.txt (UCF-Crime), "
                    "SH_Test_NEW.txt (ShanghaiTech) or a CSV video,num_frames[,fps]")
-    p.add_argument("--clip-len", metavar="N", type=int, default=CLIP_LEN, help="frames per feature row")
+    p.add_argument("--clip-len", metavar="N", type=integer(1, 1024), default=CLIP_LEN,
+                   help="frames per feature row")
     p.add_argument("--frames-mismatch", choices=MISMATCH_POLICIES, default=MISMATCH_POLICIES[0],
                    help="per-clip files: when ceil(num_frames / clip_len) != rows, fail the video "
                    "(error) or trust the rows and clip num_frames into the range they cover (clip)")
-    p.add_argument("--segments", type=int, default=None, metavar="N",
+    p.add_argument("--segments", type=integer(1, 100_000), default=None, metavar="N",
                    help="the files hold N segment-pooled rows per video (Sultani's 32-segment "
                    "C3D features): every clip gets the row of its segment")
     p.add_argument("--segment-bounds", type=Path, default=None, metavar="FILE.npz",
@@ -89,13 +90,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="with --segment-bounds: use the keys '<PREFIX>/<video>/bounds' (e.g. vantage)")
     p.add_argument("--l2-normalize", action="store_true",
                    help="divide each feature row by its L2 norm (before --feature-dim averaging)")
-    p.add_argument("--feature-dim", type=int, default=None, metavar="D",
+    p.add_argument("--feature-dim", type=integer(1, 65_536), default=None, metavar="D",
                    help="store D dims: the files' dim, or half of it (mean of adjacent pairs, e.g. "
                    "4096-d fc6 to 2048)")
     p.add_argument("--network", metavar="NAME", default="unknown",
                    help="what produced the features, recorded as 'imported:NAME' (e.g. c3d_fc6, "
                    "i3d_rgb)")
-    p.add_argument("--fps", metavar="FPS", type=float, default=0.0,
+    p.add_argument("--fps", metavar="FPS", type=FPS, default=0.0,
                    help="frame rate when the frame-count list has none (default: the dataset's)")
     add_shard_output_options(p, missing="without a feature file")
 

@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from claws.extract.cpu_share import default_workers
-from claws.pipeline.options import PRECISIONS
+from claws.pipeline.options import FPS, PRECISIONS, SCORE, SECONDS, WINDOW, WORKERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,20 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="C3D mean cube (.npy[.bz2] or .binaryproto); default: the checkpoint's")
     raw.add_argument("--precision", choices=PRECISIONS, default=None,
                      help="C3D arithmetic; default: the training features'")
-    raw.add_argument("--fps", metavar="FPS", type=float, default=0.0,
+    raw.add_argument("--fps", metavar="FPS", type=FPS, default=0.0,
                      help="frame rate of frame folders, which carry none (0: the decoder's default)")
     raw.add_argument("--device", metavar="DEVICE", default="cpu",
                      help="device of C3D: cpu, cuda or cuda:N")
-    raw.add_argument("--workers", metavar="N", type=int, default=default_workers(),
+    raw.add_argument("--workers", metavar="N", type=WORKERS, default=default_workers(),
                      help="decoding worker processes (the CPUs less one)")
     events = p.add_argument_group("events and windows")
-    events.add_argument("--threshold", metavar="SCORE", type=float, default=0.5,
+    events.add_argument("--threshold", metavar="SCORE", type=SCORE, default=0.5,
                         help="a frame whose score reaches this is anomalous")
-    events.add_argument("--min-duration", metavar="SECONDS", type=float, default=1.0,
+    events.add_argument("--min-duration", metavar="SECONDS", type=SECONDS, default=1.0,
                         help="shortest event")
-    events.add_argument("--merge-gap", metavar="SECONDS", type=float, default=1.0,
+    events.add_argument("--merge-gap", metavar="SECONDS", type=SECONDS, default=1.0,
                         help="events closer than this are merged")
-    events.add_argument("--window", metavar="CLIPS", type=int, default=None,
+    events.add_argument("--window", metavar="CLIPS", type=WINDOW, default=None,
                         help="clips per scoring window; default: the training run's")
     p.add_argument("--overwrite", action="store_true",
                    help="rescore finished videos; outputs in --out of videos scored with other "

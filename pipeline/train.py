@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 
 from claws.pipeline.config import (
-    CHOICES, PRESETS, RESUME_OVERRIDABLE, TrainConfig, field_help, field_types, load_config,
-    parse_value,
+    CHOICES, PRESETS, RANGES, RESUME_OVERRIDABLE, TrainConfig, field_help, field_types, load_config,
+    option_type,
 )
 
 DESCRIPTION = f"""\
@@ -59,12 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for key, kind in field_types().items():
         default = getattr(defaults, key)
         text = meanings[key].replace("%", "%%")
+        if key in RANGES:
+            text += f"; {RANGES[key].describe()}"
         if key == "shards":
             text += "; required unless --config sets it or --resume continues a run"
         elif default != "":
             text += f" (default: {default})"
         keys.add_argument(
-            f"--{key.replace('_', '-')}", dest=f"cfg_{key}", choices=CHOICES.get(key),
+            f"--{key.replace('_', '-')}", dest=f"cfg_{key}", type=option_type(key),
+            choices=CHOICES.get(key),
             metavar=None if key in CHOICES else _METAVARS.get(key, kind.__name__.upper()), help=text,
         )
     parser.set_defaults(func=run)
@@ -80,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from claws.pipeline.training import resume_config, train
 
     overrides = {
-        key[4:]: parse_value(key[4:], value)
-        for key, value in vars(args).items() if key.startswith("cfg_") and value is not None
+        key[4:]: value for key, value in vars(args).items()
+        if key.startswith("cfg_") and value is not None
     }
     name = overrides.get("name") or args.preset or overrides.get("model") or "claws"
     runs_dir = overrides.get("runs_dir", TrainConfig.runs_dir)

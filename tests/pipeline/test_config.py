@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from claws.pipeline.config import PRESETS, TrainConfig, load_config, parse_value, save_yaml
+from claws.pipeline.config import (
+    PRESETS, RANGES, TrainConfig, field_types, load_config, parse_value, save_yaml,
+)
 
 
 def test_defaults_are_the_paper_settings() -> None:
@@ -46,7 +48,16 @@ def test_yaml_and_overrides_precedence(tmp_path: Path) -> None:
      ("rbs: 1\n", "rbs must be bool"),
      ("model: svm\n", "model must be one of"),
      ("- 1\n", "expected a mapping"),
-     ("val_fraction: 1.0\n", "val_fraction must be in")],
+     ("val_fraction: 1.0\n", "val_fraction must be a number in"),
+     # issue 20 item 6: the ranges of `--key value` apply to YAML files too
+     ("lr: .nan\n", r"bad.yaml: lr must be a number in \(0, 1\], got nan"),
+     ("lr: 1.0e+30\n", r"bad.yaml: lr must be a number in \(0, 1\], got 1e\+30"),
+     ("lambda2: .inf\n", "bad.yaml: lambda2 must be a number in"),
+     ("seed: -1\n", r"bad.yaml: seed must be a whole number in \[0, 4294967295\], got -1"),
+     ("seed: 99999999999999999999\n", "bad.yaml: seed must be a whole number in"),
+     ("iterations: 0\n", "bad.yaml: iterations must be a whole number in"),
+     ("window: -3\n", "bad.yaml: window must be a whole number in"),
+     ("dropout: 1\n", "bad.yaml: dropout must be a number in")],
 )
 def test_yaml_errors(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -59,8 +70,11 @@ def test_parse_value() -> None:
     assert parse_value("iterations", "1e5") == 100_000
     assert parse_value("rbs", "false") is False and parse_value("nsm1", "yes") is True
     assert parse_value("lr", "3e-4") == 3e-4
-    with pytest.raises(ValueError, match="--window: expected int"):
+    assert parse_value("optimizer", "adagrad") == "adagrad"
+    with pytest.raises(ValueError, match="--window: expected a whole number in"):
         parse_value("window", "big")
+    with pytest.raises(ValueError, match=r"--lr: expected a number in \(0, 1\], got 'inf'"):
+        parse_value("lr", "inf")
     with pytest.raises(ValueError, match="expected true or false"):
         parse_value("rbs", "maybe")
     with pytest.raises(ValueError, match="unknown preset"):
@@ -79,3 +93,17 @@ def test_save_yaml_that_fails_midway_keeps_the_old_file_and_no_temporary(tmp_pat
     with pytest.raises(OSError, match="Input/output error"):
         save_yaml(load_config("mil"), path)
     assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_every_number_has_a_range_that_the_defaults_and_presets_keep() -> None:
+    numeric = {k for k, kind in field_types().items() if kind in (int, float)}
+    assert set(RANGES) == numeric
+    for config in (TrainConfig(), *(load_config(p) for p in PRESETS)):
+        for key, allowed in RANGES.items():
+            assert allowed.kind is field_types()[key] and allowed.contains(getattr(config, key)), key
+
+
+def test_overrides_are_range_checked_like_yaml() -> None:
+    with pytest.raises(ValueError, match=r"override: lr must be a number in \(0, 1\], got inf"):
+        load_config(overrides={"lr": float("inf")})
+    assert load_config(overrides={"lr": 1, "seed": 2**32 - 1}).lr == 1.0
