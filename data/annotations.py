@@ -29,6 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
+from claws.data.text_files import open_text, read_text
 from claws.data.videos import printable
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,8 @@ def video_id_of(name: str) -> str:
 
 
 def _read_lines(path: Path) -> list[str]:
-    """Lines of an annotation file; bytes that are not UTF-8 kept as os.fsdecode keeps them."""
-    return Path(path).read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    """Lines of an annotation file (claws.data.text_files: BOM or not, names as on disk)."""
+    return read_text(path).splitlines()
 
 
 def labels_from_ranges(
@@ -308,7 +309,7 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
     ranges: dict[str, list[tuple[int, int, str]]] = {}  # (start, end, where it is written)
     counts: dict[str, int] = {}
     classes: dict[str, str] = {}
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         missing = {"video", "start_frame", "end_frame"} - set(reader.fieldnames or [])
         if missing:

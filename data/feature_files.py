@@ -29,6 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from claws.data.feature_sources import CROP_FILE, FeatureFileError, read_array
+from claws.data.text_files import open_text
 from claws.data.videos import (
     DatasetError, VideoItem, check_unique, manifest_rows, printable, read_lines, row_label_split,
 )
@@ -70,7 +71,7 @@ def _count(text: str, where: str) -> int:
 def _csv_counts(path: Path) -> dict[str, FrameCount]:
     counts: dict[str, FrameCount] = {}
     lines: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # as os.fsdecode
+    with open_text(path) as f:
         reader = csv.DictReader(f, skipinitialspace=True)
         if not reader.fieldnames or not {"video", "num_frames"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: a frame-count CSV needs the columns 'video,num_frames[,fps]'")

@@ -21,6 +21,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from claws.data.text_files import open_text
 from claws.data.videos import DatasetError, VideoItem, printable
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def read_array(path: Path, key: str | None = None) -> np.ndarray:
 
 
 def _text_dim(path: Path) -> int:
-    with path.open() as f:
+    with open_text(path) as f:
         for line in f:
             fields = line.replace(",", " ").split()
             if len(fields) > 1 or (fields and not fields[0].lstrip("-").isdigit()):

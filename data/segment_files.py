@@ -27,6 +27,7 @@ import numpy as np
 
 from claws.data.feature_sources import FeatureEntry, FeatureFileError
 from claws.data.feature_files import load_clip_features
+from claws.data.text_files import read_text
 from claws.data.videos import DatasetError
 
 
@@ -64,7 +65,7 @@ def read_text_segments(path: Path) -> tuple[np.ndarray, int | None]:
     """
     path = Path(path)
     try:
-        lines = [line.strip() for line in path.read_text().splitlines()]
+        lines = [line.strip() for line in read_text(path).splitlines()]
     except (OSError, UnicodeDecodeError) as err:
         raise FeatureFileError(f"{path}: unreadable ({err}); replace the file") from err
     lines = [line for line in lines if line]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from claws.data.text_files import open_text, read_text
+
 logger = logging.getLogger(__name__)
 
 # File endings taken for videos in a folder search. FFmpeg picks its demuxer by a file's content,
@@ -116,8 +118,7 @@ def read_lines(path: Path, what: str) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{what} {path} does not exist; pass the right file")
-    text = path.read_text(encoding="utf-8", errors="surrogateescape")  # names as os.fsdecode
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def manifest_rows(path: Path, key: str, header: str) -> Iterator[tuple[str, dict[str, str]]]:
@@ -131,7 +132,7 @@ def manifest_rows(path: Path, key: str, header: str) -> Iterator[tuple[str, dict
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"manifest {path} does not exist")
-    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:  # as os.fsdecode
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or key not in reader.fieldnames:
             raise DatasetError(f"{path}: needs a header line '{header}'")

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from claws.data.atomic import write_text
+from claws.data.text_files import read_text
 from claws.pipeline.options import SEED, WINDOW, Range, integer, number
 
 
@@ -239,7 +240,7 @@ def load_config(
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     if yaml_path is not None:
-        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        loaded = yaml.safe_load(read_text(Path(yaml_path))) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{yaml_path}: expected a mapping of config keys, got {type(loaded).__name__}")
         values.update({k: _checked(k, v, str(yaml_path)) for k, v in loaded.items()})

@@ -15,6 +15,7 @@ from claws.data.annotations import (
     read_ucf_frame_counts, video_id_of,
 )
 from claws.data.shards import ShardError, ShardSet
+from claws.data.text_files import read_text
 from claws.pipeline.checkpoint import load_checkpoint
 from claws.pipeline.metrics import MetricsError, evaluate_frames
 from claws.pipeline.report import write_report
@@ -68,7 +69,7 @@ def read_video_list(path: Path) -> list[str]:
     """Video ids from a text file (one per line) or a CSV whose header has a 'video' column."""
     if not Path(path).is_file():
         raise AnnotationError(f"--videos {path} does not exist")
-    text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")  # names as os.fsdecode
+    text = read_text(path)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and "," in lines[0]:
         header = [h.strip() for h in lines[0].split(",")]

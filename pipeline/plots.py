@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from claws.data.atomic import write_atomic
+from claws.data.text_files import open_text
 from claws.pipeline.events import Event, above_threshold_runs
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def read_reference_roc(path: Path) -> tuple[np.ndarray, np.ndarray]:
         (fpr, tpr) float arrays in file order.
     """
     path = Path(path)
-    with path.open(newline="") as handle:
+    with open_text(path) as handle:
         rows = list(csv.reader(handle))
     try:
         points = np.array([[float(r[0]), float(r[1])] for r in rows[1:] if r and r[0].strip()])

@@ -88,3 +88,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def with_bom() -> Callable[[Path, str], Path]:
+    """Writes a text file as Excel and Notepad save UTF-8: the byte-order mark, then the text."""
+
+    def write(path: Path, text: str) -> Path:
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        return path
+
+    return write

@@ -149,3 +149,21 @@ def test_annotation_entirely_past_the_end_is_an_error_naming_it(tmp_path):
         load_ucf_crime(ann, {"A_x264": 7})
     ann.write_text("A_x264.mp4  Arson  2  4  7  9\n")  # frame 7 exists: clipped, a warning
     assert len(load_ucf_crime(ann, {"A_x264": 7}).warnings) == 1
+
+
+@pytest.mark.parametrize("name,text,read", [
+    ("gt.csv", "video,start_frame,end_frame,num_frames\ncam1,1,3,4\n", load_intervals),
+    ("Temporal.txt", "cam1.mp4  Arson  2  3  -1  -1\n", lambda path: load_ucf_crime(path, {"cam1": 4})),
+    ("Temporal_New.txt", "cam1.mp4 Arson 2 3 -1 -1 4\n", load_ucf_crime),
+    ("SH_Test_NEW.txt", "cam1,0,4\n", lambda path: load_shanghaitech(path.parent, path)),
+])
+def test_annotation_files_with_a_byte_order_mark(tmp_path, with_bom, name, text, read):
+    """Issue 20 item 8: a BOM made the intervals header lack 'video' and the first UCF or
+    ShanghaiTech video another id."""
+    truth = read(with_bom(tmp_path / name, text))
+    assert list(truth.videos) == ["cam1"] and truth.videos["cam1"].num_frames == 4
+
+
+def test_ucf_frame_counts_with_a_byte_order_mark(tmp_path, with_bom):
+    counts = with_bom(tmp_path / "Temporal_New.txt", "cam1.mp4 Arson 2 3 -1 -1 4\n")
+    assert read_ucf_frame_counts(counts) == {"cam1": 4}

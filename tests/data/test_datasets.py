@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from claws.data.footage import footage_items, manifest_items
-from claws.data.shanghaitech import shanghaitech_items
+from claws.data.shanghaitech import read_split, shanghaitech_items
 from claws.data.ucf_crime import read_test_annotation, read_train_list, ucf_crime_items
 from claws.data.videos import DatasetError
 from claws.extract.synthetic import write_fake_shanghaitech, write_fake_ucf_crime
@@ -221,3 +221,22 @@ def test_a_folder_that_cannot_be_listed_is_named_not_a_traceback(tmp_path, caplo
     monkeypatch.setattr(Path, "iterdir", refuse)
     assert [i.video_id for i in footage_items(tmp_path / "f")] == ["cam"]
     assert f"skipped {locked}: cannot be listed (Permission denied)" in caplog.text
+
+
+def _video(tmp_path: Path) -> Path:
+    (tmp_path / "cam.mp4").write_bytes(b"x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,text,read,expected", [
+    ("Anomaly_Train.txt", "Arson/Arson001_x264.mp4\n", read_train_list, ("Arson001_x264", "Arson")),
+    ("Temporal.txt", "Arson011_x264.mp4  Arson  150  420  -1  -1\n", read_test_annotation,
+     ("Arson011_x264", "Arson")),
+    ("SH_Test.txt", "01_0014\n", lambda path: read_split(path, "test"), ("01_0014", "Anomalous")),
+    ("m.csv", "path,label,split\ncam.mp4,normal,train\n", manifest_items, ("cam", "")),
+])
+def test_list_files_and_manifests_with_a_byte_order_mark(tmp_path, with_bom, name, text, read,
+                                                         expected):
+    """Issue 20 item 8: the BOM was part of the first name or header ('needs a header line')."""
+    items = read(with_bom(_video(tmp_path) / name, text))
+    assert [(i.video_id, i.class_name) for i in items] == [expected]

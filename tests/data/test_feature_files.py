@@ -102,3 +102,17 @@ def test_bad_arrays_are_refused_naming_the_file(tmp_path):
         np.save(tmp_path / f"{name}.npy", array)
         with pytest.raises(ValueError, match=name):
             load_clip_features([tmp_path / f"{name}.npy"])
+
+
+@pytest.mark.parametrize("name,text,read,expected", [
+    ("counts.csv", "video,num_frames,fps\ncam_a,100,25\n", read_frame_counts,
+     {"cam_a": FrameCount(100, 25.0, "counts.csv")}),
+    ("Temporal_New.txt", "cam_a.mp4 Arson 5 9 -1 -1 100\n", read_frame_counts,
+     {"cam_a": FrameCount(100, 0.0, "Temporal_New.txt")}),
+    ("videos.csv", "video,label,split\ncam_a,normal,train\n",
+     lambda path: [(i.video_id, i.label) for i in read_import_manifest(path)], [("cam_a", 0)]),
+])
+def test_frame_counts_and_import_manifests_with_a_byte_order_mark(tmp_path, with_bom, name, text,
+                                                                  read, expected):
+    """Issue 20 item 8: a BOM made the first header 'video' unknown or the first name wrong."""
+    assert read(with_bom(tmp_path / name, text)) == expected

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from claws.data.feature_sources import find_feature_files, index_feature_files
+from claws.data.feature_sources import (
+    FeatureEntry, find_feature_files, index_feature_files, peek_feature_dim,
+)
 from claws.data.videos import DatasetError
 
 
@@ -19,3 +21,9 @@ def test_feature_file_index_refuses_ambiguous_files(tmp_path):
     np.save(tmp_path / "b.npy", rows)
     with pytest.raises(DatasetError, match="both hold video b"):
         index_feature_files(tmp_path)
+
+
+def test_the_width_of_a_text_feature_file_with_a_byte_order_mark(tmp_path, with_bom):
+    """Issue 20 item 8: the BOM glued to a CSV's width line made it a one-column feature row."""
+    path = with_bom(tmp_path / "v.csv", "16\n0.5,1.25,-2.0\n")
+    assert peek_feature_dim(FeatureEntry((path,))) == 3

@@ -73,3 +73,12 @@ def test_a_missing_or_unreadable_bounds_file_says_what_to_pass(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"PK not really")
     with pytest.raises(DatasetError, match="--segment-bounds .*bad.npz: not a readable .npz"):
         read_bounds_file(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("name,text,width", [("v.txt", "0.5 1.25 -2.0\n3.0 0.0 4.5\n", None),
+                                              ("v.csv", "20\n0.5,1.25,-2.0\n3.0,0.0,4.5\n", 20)])
+def test_text_features_with_a_byte_order_mark(tmp_path, with_bom, name, text, width):
+    """Issue 20 item 8: the BOM made the first row 'not numbers'."""
+    segments = load_segment_file(FeatureEntry((with_bom(tmp_path / name, text),)))
+    assert segments.width == width
+    np.testing.assert_array_equal(segments.rows, ROWS.astype(np.float32))

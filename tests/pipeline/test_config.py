@@ -107,3 +107,9 @@ def test_overrides_are_range_checked_like_yaml() -> None:
     with pytest.raises(ValueError, match=r"override: lr must be a number in \(0, 1\], got inf"):
         load_config(overrides={"lr": float("inf")})
     assert load_config(overrides={"lr": 1, "seed": 2**32 - 1}).lr == 1.0
+
+
+def test_a_yaml_config_with_a_byte_order_mark_and_utf8_comments(tmp_path, with_bom):
+    """Issue 20 item 8: read as UTF-8 (BOM or not), never in the locale's encoding."""
+    path = with_bom(tmp_path / "c.yaml", "# fenêtre réduite\nwindow: 32\n")
+    assert load_config(yaml_path=path).window == 32

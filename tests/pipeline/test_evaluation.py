@@ -274,3 +274,11 @@ def test_a_real_full_disk_names_the_report_folder_then_the_rerun_writes_it(
     (tmpfs / "ballast").unlink()
     assert _evaluate_into(scores, tmp_path, report) == 0
     assert (report / "roc.png").is_file() and (report / "summary.md").is_file()
+
+
+@pytest.mark.parametrize("text", ["cam_a\ncam_b\n", "video,label\ncam_a,1\ncam_b,0\n"])
+def test_a_videos_list_with_a_byte_order_mark(tmp_path, with_bom, text):
+    """Issue 20 item 8: the BOM became part of the first id or of the 'video' header."""
+    from claws.pipeline.evaluation import read_video_list
+
+    assert read_video_list(with_bom(tmp_path / "chosen.csv", text)) == ["cam_a", "cam_b"]

@@ -166,6 +166,11 @@ def test_reference_roc_rejects_wrong_columns(tmp_path):
         read_reference_roc(bad)
 
 
+def test_reference_roc_with_a_byte_order_mark(tmp_path, with_bom):
+    fpr, tpr = read_reference_roc(with_bom(tmp_path / "ref.csv", "FPR,TPR\n0,0\n0.5,0.75\n1,1\n"))
+    assert fpr.tolist() == [0, 0.5, 1] and tpr.tolist() == [0, 0.75, 1]
+
+
 def test_roc_plot(tmp_path):
     ref = tmp_path / "ref.csv"
     ref.write_text("AH,AI\n0,0\n0.2,0.7\n1,1\n")
