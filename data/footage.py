@@ -159,7 +159,8 @@ def folder_items(root: Path, split: str = "", exclude: Iterable[Path] = ()) -> l
     if not root.is_dir():
         raise DatasetError(f"footage {root} does not exist")
     real = root.resolve()
-    excluded = [e for e in (Path(p).resolve() for p in exclude) if not (e == real or e in real.parents)]
+    resolved = (Path(p).resolve() for p in exclude)
+    excluded = [e for e in resolved if not (e == real or e in real.parents)]
     found = _search(root, root, split, excluded, {real})
     log_skipped(found.skipped, str(root))
     if not found.items:

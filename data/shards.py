@@ -13,8 +13,10 @@ Layout of one shard (schema version 1):
 Per-video attrs (data, not convention): num_frames, num_clips, fps, clip_len, tail_policy, label
 (1 anomalous, 0 normal, -1 unknown), split, class_name, source_path (resolved), source_size,
 source_mtime_ns, extractor (JSON with the extractor config, weights file, weights sha256,
-precision), weights_sha256, schema_version, payload_sha256. Raw features are recoverable:
-raw = features * range + mean.
+precision), weights_sha256, schema_version, payload_sha256, and for videos claws decoded
+rotation (degrees the frames were turned counterclockwise, from the source's display matrix:
+0, 90, 180, 270) and mirrored (then mirrored left-right); absent when features were imported or
+the shard predates them. Raw features are recoverable: raw = features * range + mean.
 
 Checksums: `payload_sha256` of a video covers its features and the attrs that align them with
 frames (`payload_sha256()`), and is verified whenever `ShardSet.features` reads them, so
@@ -177,6 +179,8 @@ class VideoRecord:
     tail_policy: str = TAIL_POLICY
     extractor: dict = field(default_factory=dict)  # config, weights file + sha256, precision
     source_mtime_ns: int = -1  # source modified (ns; newest file of a folder), -1 unknown
+    rotation: int | None = None  # degrees decoded frames were turned ccw; None: not decoded here
+    mirrored: bool | None = None  # then mirrored left-right (display matrix); None: as rotation
 
     @property
     def num_clips(self) -> int:
@@ -300,6 +304,8 @@ def _write_video(videos: h5py.Group, record: VideoRecord) -> None:
         payload_sha256=payload_sha256(features, record.num_frames, record.fps, record.clip_len,
                                       record.label, record.split),
     )
+    if record.rotation is not None:
+        g.attrs.update(rotation=int(record.rotation), mirrored=bool(record.mirrored))
 
 
 @dataclass(frozen=True)
@@ -321,6 +327,8 @@ class VideoInfo:
     extractor: dict
     source_mtime_ns: int = -1  # -1: unknown (shards written before it was recorded)
     payload_sha256: str = ""  # "": no checksum (shards written before checksums)
+    rotation: int | None = None  # turn applied when decoding (VideoRecord); None: not recorded
+    mirrored: bool | None = None
 
 
 def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoInfo:
@@ -346,6 +354,8 @@ def _read_info(shard: Path, vid: str, g: h5py.Group, feature_dim: int) -> VideoI
         extractor=json.loads(a.get("extractor", "{}")),
         source_mtime_ns=int(a.get("source_mtime_ns", -1)),
         payload_sha256=str(a.get("payload_sha256", "")),
+        rotation=int(a["rotation"]) if "rotation" in a else None,
+        mirrored=bool(a["mirrored"]) if "mirrored" in a else None,
     )
     expected = _expected_clips(info.num_frames, info.clip_len)
     if shape != (info.num_clips, feature_dim) or info.num_clips != expected:
@@ -483,7 +493,7 @@ class ShardSet:
         return VideoRecord(
             i.video_id, self.features(video_id, raw), i.num_frames, i.fps, i.label, i.split,
             i.class_name, i.source_path, i.source_size, i.clip_len, i.tail_policy, i.extractor,
-            i.source_mtime_ns,
+            i.source_mtime_ns, i.rotation, i.mirrored,
         )
 
     def _info(self, video_id: str) -> VideoInfo:

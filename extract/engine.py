@@ -55,6 +55,8 @@ class VideoEnd(NamedTuple):
     num_frames: int  # frames actually decoded
     fps: float
     reported_frames: int  # what the container claimed
+    rotation: int = 0  # degrees the frames were turned counterclockwise (display matrix)
+    mirrored: bool = False  # then mirrored left-right
 
 
 class VideoFailed(NamedTuple):
@@ -87,7 +89,8 @@ def stream_video(
         yield ClipChunk(item.video_id, first_clip, preprocess(pad_clip_frames(carry)[None]))
     if num_frames == 0:
         raise RuntimeError("zero frames decoded")
-    yield VideoEnd(item.video_id, num_frames, float(reader.fps), int(reader.reported_frames))
+    yield VideoEnd(item.video_id, num_frames, float(reader.fps), int(reader.reported_frames),
+                   int(reader.rotation), bool(reader.mirrored))
 
 
 class ClipStream(IterableDataset):

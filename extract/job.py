@@ -124,13 +124,16 @@ def run_job(
             write_work(out, VideoRecord(
                 item.video_id, features, end.num_frames, end.fps, item.label, item.split,
                 item.class_name, key["source_path"], key["source_size"], CLIP_LEN, TAIL_POLICY,
-                extractor, key["source_mtime_ns"],
+                extractor, key["source_mtime_ns"], end.rotation, end.mirrored,
             ), key)
         except DiskFullError:
             raise  # nothing else can be written either: the job stops (exit 2), resumable
         except OSError as err:  # a limit of this one file: the video fails alone
             on_failed(item, f"its work file cannot be written ({err})")
             return
+        if end.rotation or end.mirrored:
+            logger.info("%s: turned %d degrees counterclockwise%s, as its display matrix says",
+                        item.video_id, end.rotation, " and mirrored" if end.mirrored else "")
         if end.reported_frames != end.num_frames:
             logger.info("%s: %d frames decoded, container reported %d", item.video_id,
                         end.num_frames, end.reported_frames)

@@ -111,7 +111,8 @@ def write_work(out: Path, record: VideoRecord, key: dict) -> Path:
     """
     meta = {k: getattr(record, k) for k in (
         "video_id", "num_frames", "fps", "label", "split", "class_name", "source_path",
-        "source_size", "source_mtime_ns", "clip_len", "tail_policy", "extractor")}
+        "source_size", "source_mtime_ns", "clip_len", "tail_policy", "extractor", "rotation",
+        "mirrored")}
     image = io.BytesIO()
     np.savez(image, features=record.features.astype(np.float32), meta=json.dumps(meta),
              key=json.dumps(key, sort_keys=True))

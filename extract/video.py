@@ -10,6 +10,12 @@ file and how many of the claimed frames decoded. Any file name works, UTF-8 or n
 as RGB uint8 whatever the source (grayscale is expanded to 3 channels); sizes are whatever the
 source has (odd sizes included).
 
+Frames come out as a player shows them: a display matrix (phones record sideways and store how to
+turn the picture; FFmpeg hands it to every decoded frame as side data) is applied the way FFmpeg's
+player does, a turn by 90, 180 or 270 degrees, then a left-right mirror when the matrix has one
+(`Orientation`, read from the first frame). A matrix of another angle is left unapplied, with a
+warning. Footage without one (UCF-Crime, ShanghaiTech, most cameras) is unchanged.
+
 Shapes: (n, H, W, 3) uint8 per chunk.
 """
 
@@ -65,6 +71,7 @@ class FrameFolderReader:
             raise DecodeError(f"{self.path}: no .jpg/.png frames in the folder (zero frames)")
         self.fps = fps if fps > 0 else DEFAULT_FPS
         self.reported_frames = len(self.files)
+        self.rotation, self.mirrored = UPRIGHT  # images are read as stored
 
     def chunks(self, chunk_frames: int) -> Iterator[np.ndarray]:
         """Consecutive (n <= chunk_frames, H, W, 3) uint8 RGB chunks."""
@@ -84,12 +91,66 @@ class FrameFolderReader:
             yield np.stack(batch)
 
 
+class Orientation(NamedTuple):
+    """How decoded frames are turned to be shown: a counterclockwise turn, then a mirror."""
+
+    rotation: int  # degrees counterclockwise: 0, 90, 180 or 270
+    mirrored: bool  # then mirrored left-right
+
+
+UPRIGHT = Orientation(0, False)
+_TURN = np.array([[0, 1], [-1, 0]])  # np.rot90 on pixel coordinates (x right, y down)
+_MIRROR = np.array([[-1, 0], [0, 1]])  # a left-right mirror
+
+
+def display_orientation(matrix: np.ndarray) -> Orientation | None:
+    """The turn and mirror a display matrix asks for; None for an angle that is not a multiple
+    of 90 degrees.
+
+    Args:
+        matrix: FFmpeg's 3x3 display matrix as 9 int32 (16.16 fixed point, row-major), which
+            maps a decoded pixel (x, y) to (a x + c y, b x + d y) with a, b, c, d = matrix[0, 1,
+            3, 4] (libavutil/display.h).
+    """
+    a, b, c, d = (int(v) for v in np.asarray(matrix)[[0, 1, 3, 4]])
+    if not ((a == d == 0 and b and c) or (b == c == 0 and a and d)):
+        return None
+    wanted = np.sign([[a, c], [b, d]])
+    for turns in range(4):
+        for mirrored in (False, True):
+            mapping = np.linalg.matrix_power(_TURN, turns)
+            if (((_MIRROR @ mapping) if mirrored else mapping) == wanted).all():
+                return Orientation(90 * turns, mirrored)
+    return None  # not reached: the 8 signed permutations are all covered
+
+
+def orient(frame: np.ndarray, orientation: Orientation) -> np.ndarray:
+    """(H, W, 3) frame as shown: turned counterclockwise, then mirrored (a view, not a copy)."""
+    if orientation.rotation:
+        frame = np.rot90(frame, orientation.rotation // 90)
+    return frame[:, ::-1] if orientation.mirrored else frame
+
+
+def _frame_orientation(frame, path: Path) -> Orientation:
+    """The orientation of a decoded PyAV frame's display matrix (UPRIGHT when it has none)."""
+    data = frame.side_data.get("DISPLAYMATRIX")
+    if data is None:
+        return UPRIGHT
+    found = display_orientation(np.frombuffer(bytes(data), dtype=np.int32))
+    if found is None:
+        logger.warning("%s: the display matrix turns the picture by %s degrees, not a multiple of "
+                       "90: frames are kept as decoded", printable(str(path)), frame.rotation)
+        return UPRIGHT
+    return found
+
+
 class _Claim(NamedTuple):
-    """How many frames a container says it holds, and its frame rate."""
+    """How many frames a container says it holds, its frame rate, and how to show them."""
 
     frames: int  # 0 when the container says nothing
     exact: bool  # a frame count (MP4, AVI); False: estimated from the duration (Matroska)
     fps: float  # 0.0 when unknown
+    orientation: Orientation = UPRIGHT  # the display matrix of the first frame
 
 
 class VideoFileReader:
@@ -117,6 +178,7 @@ class VideoFileReader:
         self._threads = threads
         self._claim, self._opened = _open(self.path, threads)
         self.reported_frames = self._claim.frames
+        self.rotation, self.mirrored = self._claim.orientation
         rate = self._claim.fps
         self.fps = rate if math.isfinite(rate) and rate > 0 else (fps if fps > 0 else DEFAULT_FPS)
 
@@ -129,7 +191,7 @@ class VideoFileReader:
         container, frames = opened
         decoded = 0
         try:
-            for chunk in _rgb_chunks(frames, chunk_frames, self.path):
+            for chunk in _rgb_chunks(frames, chunk_frames, self.path, self._claim.orientation):
                 decoded += len(chunk)
                 yield chunk
         finally:
@@ -177,11 +239,12 @@ def _open(path: Path, threads: int) -> tuple[_Claim, tuple]:
         rate = float(stream.average_rate or stream.guessed_rate or 0)
         frames = _decoded(container, stream)
         first = next(frames)
+        orientation = _frame_orientation(first, path)
         if stream.frames > 0:
-            claim = _Claim(int(stream.frames), True, rate)
+            claim = _Claim(int(stream.frames), True, rate, orientation)
         else:
             seconds = container.duration / 1e6 if container.duration else 0.0  # AV_TIME_BASE
-            claim = _Claim(round(seconds * rate), False, rate)
+            claim = _Claim(round(seconds * rate), False, rate, orientation)
     except BaseException as err:
         container.close()
         if isinstance(err, StopIteration):
@@ -197,8 +260,11 @@ def _decoded(container, stream) -> Iterator:
     yield from container.decode(stream)
 
 
-def _rgb_chunks(frames: Iterator, chunk_frames: int, path: Path) -> Iterator[np.ndarray]:
-    """(n <= chunk_frames, H, W, 3) uint8 RGB chunks of PyAV frames; stops at a decode error.
+def _rgb_chunks(
+    frames: Iterator, chunk_frames: int, path: Path, orientation: Orientation = UPRIGHT
+) -> Iterator[np.ndarray]:
+    """(n <= chunk_frames, H, W, 3) uint8 RGB chunks of PyAV frames, turned as `orientation`
+    says; stops at a decode error.
 
     One swscale context converts the whole video (PyAV's frame.to_ndarray(format="rgb24") builds
     one per frame: half the speed at 320x240, same pixels). Frames are converted to the first
@@ -220,7 +286,7 @@ def _rgb_chunks(frames: Iterator, chunk_frames: int, path: Path) -> Iterator[np.
                                "to the first size", printable(str(path)), *size, frame.width,
                                frame.height)
             rgb = reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24")
-            batch.append(rgb.to_ndarray())
+            batch.append(orient(rgb.to_ndarray(), orientation))
             if len(batch) == chunk_frames:
                 yield np.stack(batch)
                 batch = []

@@ -201,3 +201,29 @@ def test_a_work_file_that_cannot_be_written_fails_its_video_alone(tmp_path, fake
     assert [vid for vid, _ in result.failed] == ["vtrain1"] and "File name too long" in result.failed[0][1]
     assert ShardSet(out).video_ids == ["vtrain0", "vtrain2"]
     assert "vtrain1" in (out / "failures.jsonl").read_text()
+
+
+def test_a_rotated_video_is_extracted_upright_and_its_rotation_recorded(tmp_path, fake):
+    """A phone video stored sideways with a display matrix of 90 degrees gives the features of
+    the same picture stored upright; the shard records the turn; other videos record 0."""
+    import av
+
+    shown = synthetic_frames(20, 32, 24, seed=4)  # as a player shows it: 32 high, 24 wide
+    stored = np.rot90(shown, -1, axes=(1, 2))  # what the phone wrote: turned clockwise
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=25, options={"crf": "0"})
+        stream.height, stream.width, stream.pix_fmt = 24, 32, "rgb24"
+        stream.set_display_rotation(90)
+        for frame in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode(None))
+    upright = write_video(tmp_path / "upright.mp4", shown)
+    items = [VideoItem("phone", tmp_path / "phone.mp4", split="train"),
+             VideoItem("upright", upright, split="train")]
+    _job(items, tmp_path / "out", fake)
+    shards = ShardSet(tmp_path / "out")
+    np.testing.assert_array_equal(shards.features("phone", raw=True),
+                                  shards.features("upright", raw=True))
+    assert (shards.videos["phone"].rotation, shards.videos["phone"].mirrored) == (90, False)
+    assert (shards.videos["upright"].rotation, shards.videos["upright"].mirrored) == (0, False)

@@ -315,3 +315,60 @@ def test_every_listed_container_decodes(tmp_path, suffix):
     _write_container(path, *CONTAINERS[suffix])
     frames = decode_all(path)
     assert frames.shape[0] == 20 and frames.dtype == np.uint8
+
+
+def _write_rotated(path, frames, degrees: int, hflip: bool = False, fps: float = 10.0):
+    """A lossless H.264 (RGB) MP4 whose display matrix says: rotate `degrees` counterclockwise,
+    then mirror when `hflip` (PyAV's set_display_rotation; phones write 90 or 270)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=int(fps), options={"crf": "0"})
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "rgb24"
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180, 270])
+def test_rotated_phone_footage_is_turned_upright_as_players_show_it(tmp_path, degrees):
+    """Also noticed in issue 20: the display matrix was ignored, so footage a phone recorded
+    upright reached C3D sideways. Frames come out as a player shows them: OpenCV's FFmpeg
+    reader (orientation applied by default) is the independent player here."""
+    import cv2
+
+    frames = synthetic_frames(5, 24, 40, seed=2)  # 24 x 40: a turn swaps the sides
+    path = _write_rotated(tmp_path / "phone.mp4", frames, degrees)
+    reader = open_video(path, False)
+    shown = np.concatenate(list(reader.chunks(8)))
+    np.testing.assert_array_equal(shown, np.rot90(frames, degrees // 90, axes=(1, 2)))
+    assert (reader.rotation, reader.mirrored) == (degrees % 360, False)
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    ok, player = capture.read()
+    capture.release()
+    assert ok and player.shape == shown[0].shape
+    np.testing.assert_array_equal(player[..., ::-1], shown[0])  # BGR; lossless, so exact
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+def test_mirrored_display_matrices_are_applied_too(tmp_path, degrees):
+    """The four mirrored orientations (EXIF 2, 4, 5, 7): turn, then mirror left-right, as the
+    matrix PyAV writes says (FFmpeg's player turns and flips the same way)."""
+    frames = synthetic_frames(3, 24, 40, seed=3)
+    path = _write_rotated(tmp_path / "m.mp4", frames, degrees, hflip=True)
+    reader = open_video(path, False)
+    expected = np.rot90(frames, degrees // 90, axes=(1, 2))[:, :, ::-1]
+    np.testing.assert_array_equal(np.concatenate(list(reader.chunks(8))), expected)
+    assert (reader.rotation, reader.mirrored) == (degrees, True)
+
+
+def test_footage_without_a_display_matrix_is_unchanged(tmp_path, shared_data):
+    frames = synthetic_frames(4, 24, 40)
+    reader = open_video(write_video(tmp_path / "v.mp4", frames), False)
+    np.testing.assert_array_equal(np.concatenate(list(reader.chunks(8))), frames)
+    assert (reader.rotation, reader.mirrored) == (0, False)
+    for name in ("vtest.avi", "wannaworktogether.mp4"):  # real footage, as UCF-Crime: no matrix
+        assert open_video(shared_data / "videos" / name, False).rotation == 0
