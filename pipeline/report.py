@@ -9,10 +9,15 @@
     videos/<stem>.png   each annotated video's curve against time in seconds (frames when its
                         fps is unknown) with its ground truth shaded red (Fig. 6/7) and
                         the false-alarm threshold as a dashed line
+
+Names that come from the user (run, classes, videos, reference curves, paths) enter summary.md as
+text (`markdown_text`): a Markdown viewer renders them, it never runs them as HTML.
 """
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -26,6 +31,22 @@ from claws.pipeline.metrics import FrameMetrics, thin_curve
 from claws.pipeline.plots import plot_curve_truth, plot_roc, plot_video_auc, read_reference_roc
 
 UNDEFINED = "undefined"  # a figure that does not exist for these videos, never 0 or NaN
+
+
+# Marks that would make a name a link, an image, code or a new table cell.
+_MARKDOWN_MARKS = re.compile(r"([\\`\[\]|])")
+
+
+def markdown_text(value: object) -> str:
+    """A name or message as literal Markdown text on one line: HTML escaped, marks backslashed."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return _MARKDOWN_MARKS.sub(r"\\\1", text)
+
+
+def _code(value: object) -> str:
+    """A path in a code span, or as text when a backtick would end the span early."""
+    text = " ".join(str(value).split())
+    return f"`{text}`" if "`" not in text else markdown_text(text)
 
 
 def _percent(value: float | None) -> str:
@@ -46,7 +67,8 @@ def _video_rows(
         inside = f"{curve[labels].mean():.3f}" if labels.any() else "-"
         outside = f"{curve[~labels].mean():.3f}" if (~labels).any() else "-"
         own = _percent(own_auc[vid]) if vid in own_auc else "-"
-        rows.append(f"| {vid} | {t.class_name} | {t.num_frames} | {int(labels.sum())} | "
+        rows.append(f"| {markdown_text(vid)} | {markdown_text(t.class_name)} | {t.num_frames} | "
+                    f"{int(labels.sum())} | "
                     f"{inside} | {outside} | {curve.max():.3f} | {own} |")
     return rows
 
@@ -75,7 +97,7 @@ def _per_class_rows(metrics: FrameMetrics) -> list[str]:
              "AUC_A: that class's videos alone (does the model find the event inside them?).",
              "", "| class | AUC | AUC_A |", "|---|---:|---:|"]
     for cls, auc in metrics.per_class_auc.items():
-        lines.append(f"| {cls} | {_percent(auc)} | "
+        lines.append(f"| {markdown_text(cls)} | {_percent(auc)} | "
                      f"{_percent(metrics.per_class_auc_anomalous.get(cls))} |")
     return lines + [""]
 
@@ -85,13 +107,13 @@ def summary_markdown(
     reference_aucs: Mapping[str, float],
 ) -> str:
     """The Markdown summary of one evaluation."""
-    lines = [f"# Frame-level evaluation: {inputs['name']}", ""]
+    lines = [f"# Frame-level evaluation: {markdown_text(inputs['name'])}", ""]
     if inputs.get("random_features"):
         lines += ["> **WARNING: scores from RANDOM-WEIGHTS C3D features; these figures say "
                   "nothing about real performance.**", ""]
     lines += [
-        f"- scores: `{inputs['scores']}`", f"- ground truth: `{truth.source}`",
-        f"- C3D features: precision {inputs.get('precision', 'unknown')}"
+        f"- scores: {_code(inputs['scores'])}", f"- ground truth: {_code(truth.source)}",
+        f"- C3D features: precision {markdown_text(inputs.get('precision', 'unknown'))}"
         + (", RANDOM weights" if inputs.get("random_features") else ""), "",
         "| metric | value |", "|---|---:|",
         f"| frame-level ROC AUC (all test frames concatenated) | {_percent(metrics.auc)} |",
@@ -113,7 +135,8 @@ def summary_markdown(
         lines += _per_class_rows(metrics)
     if reference_aucs:
         lines += ["## Reference curves", "", "| curve | AUC (trapezoid) |", "|---|---:|"]
-        lines += [f"| {n} | {_percent(a)} |" for n, a in reference_aucs.items()] + [""]
+        lines += [f"| {markdown_text(n)} | {_percent(a)} |" for n, a in reference_aucs.items()]
+        lines += [""]
     own_auc = {row.video_id: row.auc for row in metrics.per_video}
     lines += ["![ROC](roc.png)", ""]
     if metrics.per_video:
@@ -121,10 +144,10 @@ def summary_markdown(
     lines += ["## Videos", ""] + _video_rows(truth, curves, own_auc) + [""]
     if metrics.warnings:
         lines += [f"## Warnings ({len(metrics.warnings)})", ""]
-        lines += [f"- {w}" for w in metrics.warnings] + [""]
+        lines += [f"- {markdown_text(w)}" for w in metrics.warnings] + [""]
     if metrics.unannotated:
         lines += [f"## Scored but not annotated ({len(metrics.unannotated)}, left out)", "",
-                  ", ".join(metrics.unannotated), ""]
+                  ", ".join(map(markdown_text, metrics.unannotated)), ""]
     return "\n".join(lines)
 
 

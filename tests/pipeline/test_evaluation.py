@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,27 @@ def test_a_videos_list_with_a_byte_order_mark(tmp_path, with_bom, text):
     from claws.pipeline.evaluation import read_video_list
 
     assert read_video_list(with_bom(tmp_path / "chosen.csv", text)) == ["cam_a", "cam_b"]
+
+
+def test_summary_shows_names_as_text_never_as_html(scores, tmp_path):
+    """Issue 20: summary.md embedded class names (and run, curve and file names) raw, so a
+    Markdown viewer ran their HTML and a '|' split their table cell."""
+    evil = "<img src=x onerror=alert(1)>|Arson"
+    gt = tmp_path / "gt`<i>x.csv"  # a backtick would end a code span early
+    gt.write_text("video,start_frame,end_frame,class\n"
+                  f"cam_a,20,60,{evil}\ncam_a,90,120,{evil}\ncam_d,0,10,Robbery\ncam_b,,,\ncam_c,,,\n")
+    ref = tmp_path / "paper.csv"
+    ref.write_text("FPR,TPR\n0,0\n0.1,0.6\n1,1\n")
+    report = tmp_path / "report"
+    assert main(["evaluate", str(scores), "--intervals", str(gt), "--out", str(report),
+                 "--name", "<b>run</b>", "--reference-roc", f"<script>alert(1)</script>={ref}",
+                 "--no-progress"]) == 0
+    summary = (report / "summary.md").read_text()
+    assert "<" not in summary.replace("&lt;", "")  # no tag of ours either: the text is all text
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|Arson" in summary
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in summary and "&lt;b&gt;run&lt;/b&gt;" in summary
+    assert "gt\\`&lt;i&gt;x.csv" in summary  # in the warning and the ground-truth line
+    for line in summary.splitlines():  # every table row keeps its header's number of cells
+        if line.startswith("|"):
+            cells = len(re.split(r"(?<!\\)\|", line))
+            assert cells in (4, 5, 10), line
