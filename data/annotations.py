@@ -11,7 +11,8 @@ Three sources, each turned into the same `GroundTruth` (one `VideoTruth` per vid
   (`SH_Test_NEW.txt`, -1 = use the mask length) or plain names (`SH_Test.txt`), plus a folder of
   per-frame uint8 masks `test_frame_mask/<name>.npy`. A video without a mask is all normal.
 - A generic interval CSV with header `video,start_frame,end_frame` (optional columns `num_frames`,
-  `class`): frames 0-based, end EXCLUSIVE; a row with empty or -1 start/end lists a normal video.
+  `class`): frames 0-based, end EXCLUSIVE; a row with empty or -1 start/end lists a normal video,
+  and a video listed so may have no event row too (an error naming both lines).
 
 Frame counts that a file does not give come from `frame_counts` (e.g. the lengths of the score
 curves). Video ids are file stems without folder or extension (`Abuse028_x264`); names that are not
@@ -295,7 +296,7 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
     """Ground truth from a CSV `video,start_frame,end_frame[,num_frames][,class]`.
 
     Frames are 0-based and the end is EXCLUSIVE. A row with empty or -1 start/end lists a normal
-    video; a video may have several rows (several events).
+    video; a video may have several rows (several events), but not a normal row and an event row.
 
     Args:
         path: the CSV file, with a header row.
@@ -303,12 +304,18 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
 
     Returns:
         GroundTruth over every video named in the file.
+
+    Raises:
+        AnnotationError: a bad header or row, or a video listed both as normal and with an event
+            (naming the file, both lines and the video).
     """
     path = Path(path)
     frame_counts = frame_counts or {}
     ranges: dict[str, list[tuple[int, int, str]]] = {}  # (start, end, where it is written)
     counts: dict[str, int] = {}
     classes: dict[str, str] = {}
+    normal_line: dict[str, int] = {}  # video -> its first normal row
+    event_line: dict[str, int] = {}  # video -> its first event row
     with open_text(path) as handle:
         reader = csv.DictReader(handle)
         missing = {"video", "start_frame", "end_frame"} - set(reader.fieldnames or [])
@@ -317,8 +324,19 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
                                   "expected video,start_frame,end_frame")
         for lineno, row in enumerate(reader, 2):
             vid = video_id_of(row["video"])
+            span = _interval_row(path, lineno, vid, row, counts, classes)
             ranges.setdefault(vid, [])
-            _interval_row(path, lineno, vid, row, ranges, counts, classes)
+            if span is None:
+                normal_line.setdefault(vid, lineno)
+            else:
+                ranges[vid].append(span)
+                event_line.setdefault(vid, lineno)
+            if vid in normal_line and vid in event_line:
+                raise AnnotationError(
+                    f"{path}:{lineno}: video {vid} is listed as normal (line {normal_line[vid]}) "
+                    f"and with an event (line {event_line[vid]}); remove the normal row, or the "
+                    "event rows if the video is normal"
+                )
     videos, warnings = {}, []
     for vid, spans in ranges.items():
         count = counts.get(vid, frame_counts.get(vid))
@@ -332,7 +350,11 @@ def load_intervals(path: Path, frame_counts: Mapping[str, int] | None = None) ->
     return _finish(videos, str(path), warnings)
 
 
-def _interval_row(path, lineno, vid, row, ranges, counts, classes) -> None:
+def _interval_row(
+    path: Path, lineno: int, vid: str, row: dict, counts: dict[str, int], classes: dict[str, str]
+) -> tuple[int, int, str] | None:
+    """One CSV row's event (start, end, where it is written), or None for a normal row; its
+    num_frames and class go into `counts` and `classes`."""
     # a row shorter than the header has None in the missing columns
     start, end = (row.get("start_frame") or "").strip(), (row.get("end_frame") or "").strip()
     if (row.get("num_frames") or "").strip():
@@ -340,11 +362,10 @@ def _interval_row(path, lineno, vid, row, ranges, counts, classes) -> None:
     if (row.get("class") or "").strip():
         classes[vid] = row["class"].strip()
     if start in ("", "-1") and end in ("", "-1"):
-        return
+        return None
     if not (_is_int(start) and _is_int(end)):
         raise AnnotationError(f"{path}:{lineno}: video {vid}: start/end must be integers")
-    origin = f"[{start}, {end}) (0-based, end exclusive; {path}:{lineno})"
-    ranges[vid].append((int(start), int(end), origin))
+    return int(start), int(end), f"[{start}, {end}) (0-based, end exclusive; {path}:{lineno})"
 
 
 def _finish(videos: dict[str, VideoTruth], source: str, warnings: list[str]) -> GroundTruth:

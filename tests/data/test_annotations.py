@@ -167,3 +167,18 @@ def test_annotation_files_with_a_byte_order_mark(tmp_path, with_bom, name, text,
 def test_ucf_frame_counts_with_a_byte_order_mark(tmp_path, with_bom):
     counts = with_bom(tmp_path / "Temporal_New.txt", "cam1.mp4 Arson 2 3 -1 -1 4\n")
     assert read_ucf_frame_counts(counts) == {"cam1": 4}
+
+
+@pytest.mark.parametrize("rows,line,normal,event", [
+    ("cam1,-1,-1\ncam2,,\ncam1,2,4\n", 4, 2, 4),  # normal first, then an event
+    ("cam1,2,4\ncam1,5,6\ncam1,,\n", 4, 4, 2),  # events first, then normal (empty start/end)
+])
+def test_a_video_listed_both_normal_and_with_an_event_is_an_error(tmp_path, rows, line, normal,
+                                                                  event):
+    """Issue 20: the -1 -1 row was silently outvoted by the interval row."""
+    path = tmp_path / "gt.csv"
+    path.write_text("video,start_frame,end_frame,num_frames\n" + rows.replace("\n", ",8\n"))
+    with pytest.raises(AnnotationError, match=(
+            rf"gt.csv:{line}: video cam1 is listed as normal \(line {normal}\) and with an event "
+            rf"\(line {event}\)")):
+        load_intervals(path)
