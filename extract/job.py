@@ -44,8 +44,8 @@ from claws.data.shards import (
 from claws.data.videos import VideoItem, file_stem, printable, source_stamp
 from claws.extract.distributed import Rank, all_reduce_accumulator, all_sum, balanced_split, barrier
 from claws.extract.resume import (
-    check_same_extractor, job_work_files, log_failure, log_resume, plan_resume, prepare_out,
-    read_work, remove_empty_work_dir, shard_videos, work_key, write_work,
+    check_same_extractor, forget_failures, job_work_files, log_failure, log_resume, plan_resume,
+    prepare_out, read_work, remove_empty_work_dir, shard_videos, work_key, write_work,
 )
 
 if TYPE_CHECKING:  # the engine (decoders, torchvision) is imported by run_job only, so the
@@ -109,9 +109,9 @@ def run_job(
     out = Path(config.out)
     stats = prepare_job(out, extractor, config.stats, config.stats_origin, rank)
     keys, unreadable = video_keys(items, extractor)
-    items = [i for i in items if i.video_id in keys]
     pending = pending_videos(out, items, keys, "done", "extracting it again", rank)
-    skipped = len(items) - len(pending)
+    pending = [i for i in pending if i.video_id in keys]  # the unreadable fail below
+    skipped = len(items) - len(pending) - len(unreadable)
     unnamable = [(i, why) for i in pending if (why := video_id_problem(i.video_id))]
     pending = [i for i in pending if not video_id_problem(i.video_id)]
     weights = [keys[i.video_id]["source_size"] for i in pending]
@@ -223,12 +223,13 @@ def pending_videos(
     out: Path, items: Sequence[VideoItem], keys: dict[str, dict], done: str, redo: str,
     rank: Rank = Rank(),
 ) -> list[VideoItem]:
-    """The videos of `items` not done yet in `out` (claws.extract.resume.plan_resume), logged.
+    """The videos of `items` not done yet in `out` (claws.extract.resume.plan_resume), logged;
+    failures.jsonl forgets the failures of `items`, which this job retries or has done.
 
     Args:
         out: the output directory.
         items: every video of the job.
-        keys: video id -> work-file key (`work_key`).
+        keys: video id -> work-file key (`work_key`); a video without one is pending.
         done: what the log says of videos done before ("done", "imported").
         redo: what the log says happens to a video whose work file is not reused.
         rank: this process (rank 0 logs).
@@ -239,6 +240,8 @@ def pending_videos(
     plan = plan_resume(out, keys)
     pending = [i for i in items if i.video_id not in plan.done]
     skipped = len(items) - len(pending)
+    if rank.rank == 0:  # before the barrier: no rank has logged a failure of this run yet
+        forget_failures(out, {i.video_id for i in items})
     barrier(rank)  # nobody writes before every rank has looked at the directory
     if rank.rank == 0:
         log_resume(plan, out, redo)

@@ -7,7 +7,9 @@ statistics over the whole training split) as its own work file `DIR/.work/<stem>
 the file), built in memory and written whole (claws.data.atomic; the temporary file in
 `DIR/.work/tmp/`, fsync, rename: only a file named exactly `<stem>.npz` directly in `.work/` is a
 work file, whatever the id looks like). A kill -9 therefore loses at most the videos in flight.
-Failures are appended to `DIR/failures.jsonl`, one JSON object per line.
+Failures are appended to `DIR/failures.jsonl`, one JSON object per line, as they happen; it holds
+one line per video whose last attempt failed: a job first drops the lines of its own videos
+(those it retries, and those done since), so a rerun never repeats a line.
 
 Every work file also stores the key of what produced it (`work_key`): the source (resolved
 path, size, modification time), the extractor identity and the video's label and split. A rerun
@@ -36,7 +38,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from claws.data.atomic import space_named, temporary_path, write_atomic
+from claws.data.atomic import space_named, temporary_path, write_atomic, write_jsonl
 from claws.data.shards import VideoRecord, list_shards
 from claws.data.videos import file_stem
 
@@ -159,8 +161,22 @@ def log_failure(out: Path, video_id: str, path: str, reason: str, rank: int = 0)
         os.fsync(f.fileno())
 
 
+def forget_failures(out: Path, video_ids: set[str]) -> None:
+    """Drop the failure lines of `video_ids` from `DIR/failures.jsonl` (rewritten whole; removed
+    when nothing is left): a job calls it for its own videos before it logs any failure."""
+    path = Path(out) / FAILURES
+    failures = read_failures(out)
+    kept = [f for f in failures if f.get("video_id") not in video_ids]
+    if len(kept) == len(failures):
+        return
+    if kept:
+        write_jsonl(path, kept)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def read_failures(out: Path) -> list[dict]:
-    """Every failure ever logged in `out` (oldest first)."""
+    """The failures logged in `out`: one per video whose last attempt failed (oldest first)."""
     path = Path(out) / FAILURES
     if not path.is_file():
         return []

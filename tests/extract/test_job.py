@@ -1,6 +1,7 @@
 """A whole job with the fake network: statistics, shards, resume, adding videos, kill -9, and
 phase 2 on its own (which statistics win, a crash between a shard and its cleanup)."""
 
+import json
 import logging
 import os
 import signal
@@ -227,3 +228,26 @@ def test_a_rotated_video_is_extracted_upright_and_its_rotation_recorded(tmp_path
                                   shards.features("upright", raw=True))
     assert (shards.videos["phone"].rotation, shards.videos["phone"].mirrored) == (90, False)
     assert (shards.videos["upright"].rotation, shards.videos["upright"].mirrored) == (0, False)
+
+
+def test_a_rerun_never_repeats_a_failure(tmp_path, fake):
+    """Issue 20 (also noticed): failures.jsonl gained the same lines on every rerun. It holds one
+    line per video whose last attempt failed: a rerun replaces the lines of the videos it
+    retries, and a video that now succeeds leaves it."""
+    items = _items(tmp_path, [20, 18])
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    items += [VideoItem("broken", tmp_path / "broken.mp4", split="train"),
+              VideoItem("gone", tmp_path / "gone.mp4", split="train")]
+    out = tmp_path / "out"
+    log = out / "failures.jsonl"
+    for _ in range(3):
+        result, _ = _job(items, out, fake)
+        assert sorted(vid for vid, _ in result.failed) == ["broken", "gone"]
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert sorted(line["video_id"] for line in lines) == ["broken", "gone"]
+    write_video(tmp_path / "broken.mp4", synthetic_frames(17, 24, 32, seed=9))  # mended
+    (tmp_path / "gone.mp4").unlink()
+    result, _ = _job(items[:3], out, fake)
+    assert result.failed == [] and "broken" in ShardSet(out).video_ids
+    assert [json.loads(line)["video_id"] for line in log.read_text().splitlines()] == ["gone"]
