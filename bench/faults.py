@@ -22,6 +22,16 @@ Cases:
 - out of space (a 1 MB tmpfs; needs root and mount, else skipped with the reason): exit 2 naming
   the folder, and the rerun after space is freed finishes with the reference features.
 
+Round 2, options and text:
+- option values out of range on real inputs (score --threshold nan/inf, --min-duration inf/-1,
+  --window -3, --merge-gap nan, --fps -5; evaluate --threshold nan; extract --batch-size -1,
+  --shard-size 0, --seed 1e20; train --lr 1e30/inf): exit 2 naming the option, nothing started.
+- a manifest, an intervals CSV and a --videos list saved with a UTF-8 byte-order mark: the same
+  features and figures as without one.
+- an annotation class that is HTML reaches summary.md escaped, never as a tag.
+- an intervals CSV listing a video both as normal (-1 -1) and with an event: exit 2 naming the
+  file, line and video, no report written.
+
 Timings are not measured: the machine is shared; this bench counts behaviours.
 """
 
@@ -324,6 +334,85 @@ class Sweep:
         finally:
             subprocess.run(["umount", str(mount)], capture_output=True)
 
+    # --- round 2: options and text ---------------------------------------------------------
+    def option_ranges(self) -> None:
+        """Option values out of range on real inputs: exit 2 naming the option, nothing started."""
+        scores = ["score", "--run", self.ref_run, "--shards", self.ref_shards, "--no-progress"]
+        raw = ["score", next((self.data / "videos").glob("*.mp4")), "--run", self.ref_run,
+               "--weights", "random", "--no-progress"]
+        extract = ["extract", "footage", self.manifest, *EXTRACT]
+        train = ["train", "--shards", self.ref_shards, "--runs-dir", self.work / "range_runs", *TRAIN]
+        cases = [(scores, "--threshold", "nan"), (scores, "--threshold", "inf"),
+                 (scores, "--min-duration", "inf"), (scores, "--min-duration", "-1"),
+                 (scores, "--window", "-3"), (scores, "--merge-gap", "nan"), (raw, "--fps", "-5"),
+                 (["evaluate", self.ref_scores, "--intervals", self.intervals, "--no-progress"],
+                  "--threshold", "nan"),
+                 (extract, "--batch-size", "-1"), (extract, "--shard-size", "0"),
+                 (extract, "--seed", "99999999999999999999"), (train, "--lr", "1e30"),
+                 (train, "--lr", "inf")]
+        refused, started = [], []
+        for n, (argv, option, value) in enumerate(cases):
+            out = self.work / f"range_out_{n}"
+            run = claws(*argv, option, value, *([] if argv is train else ["--out", out]))
+            named = f"argument {option}: expected" in run.stderr and "Traceback" not in run.stderr
+            refused.append(run.returncode == 2 and named)
+            started.append(out.exists() or (self.work / "range_runs").exists())
+        self.record("option_ranges", all(refused) and not any(started), 0, cases=len(cases),
+                    refused=sum(refused), started=sum(started))
+
+    def byte_order_marks(self) -> None:
+        """A manifest, an intervals CSV and a --videos list saved with a BOM (Excel, Notepad) read
+        as without one: the same features and the same figures."""
+        bom = self.work / "bom"
+        bom.mkdir()
+        # beside the original: the manifest's paths are relative to its folder
+        copies = {"manifest.csv": self.manifest.with_name("bom_manifest.csv"),
+                  "intervals.csv": bom / "intervals.csv"}
+        for name, source in (("manifest.csv", self.manifest), ("intervals.csv", self.intervals)):
+            copies[name].write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+        tested = sorted(line.split(",")[0] for line in self.intervals.read_text().splitlines()[1:])
+        (bom / "videos.txt").write_bytes(b"\xef\xbb\xbf" + "\n".join(tested).encode())
+        extract = claws("extract", "footage", copies["manifest.csv"], "--out", bom / "shards", *EXTRACT)
+        figures = []
+        for intervals, videos in ((self.intervals, []), (copies["intervals.csv"],
+                                                          ["--videos", bom / "videos.txt"])):
+            out = bom / f"report_{len(figures)}"
+            run = claws("evaluate", self.ref_scores, "--intervals", intervals, *videos, "--out", out,
+                        "--no-progress")
+            metrics = json.loads((out / "metrics.json").read_text()) if run.returncode == 0 else {}
+            figures.append((run.returncode, metrics.get("auc"), metrics.get("num_videos")))
+        same = extract.returncode == 0 and same_features(shard_features(bom / "shards"),
+                                                         self.ref_features)
+        self.record("byte_order_marks", same and figures[0] == figures[1] and figures[0][0] == 0, 0,
+                    extract_exit=extract.returncode, same_features=same, evaluate=figures)
+
+    def html_class_names(self) -> None:
+        """An annotation class that is HTML reaches summary.md as text, never as a tag."""
+        rows = self.intervals.read_text().splitlines()
+        evil = "<img src=x onerror=alert(1)>"
+        gt = self.work / "html_intervals.csv"
+        classes = [f"{r},Normal" if r.endswith(",-1,-1") else f"{r},{evil}" for r in rows[1:]]
+        gt.write_text("\n".join([rows[0] + ",class", *classes]) + "\n")
+        out = self.work / "html_report"
+        run = claws("evaluate", self.ref_scores, "--intervals", gt, "--out", out, "--no-progress")
+        summary = (out / "summary.md").read_text() if run.returncode == 0 else ""
+        self.record("html_class_names", "&lt;img" in summary and "<img" not in summary, 0,
+                    exit_code=run.returncode, raw_tag="<img" in summary)
+
+    def normal_and_event(self) -> None:
+        """A video listed both as normal (-1 -1) and with an event: exit 2 naming the file, line
+        and video, no report written."""
+        rows = self.intervals.read_text().splitlines()
+        event = next(r for r in rows[1:] if not r.endswith(",-1,-1"))
+        video = event.split(",")[0]
+        gt = self.work / "both_intervals.csv"
+        gt.write_text("\n".join([*rows, f"{video},-1,-1"]) + "\n")
+        out = self.work / "both_report"
+        run = claws("evaluate", self.ref_scores, "--intervals", gt, "--out", out, "--no-progress")
+        named = f"{gt}:{len(rows) + 1}: video {video} is listed as normal" in run.stderr
+        self.record("normal_and_event", run.returncode == 2 and named and not out.exists()
+                    and "Traceback" not in run.stderr, 0, exit_code=run.returncode, named=named)
+
     def run(self) -> dict:
         self.references()
         for trial in range(self.kills):
@@ -332,7 +421,10 @@ class Sweep:
             self.score_kill(trial)
         for case in (self.bad_inputs, self.concurrent_extract, self.corrupt_checkpoint,
                      self.corrupt_shard, self.resume_copied_run, self.rescore_other_threshold,
-                     self.out_of_space):
+                     self.out_of_space,
+                     # round 2: options and text
+                     self.option_ranges, self.byte_order_marks, self.html_class_names,
+                     self.normal_and_event):
             try:
                 case()
             except Exception as err:  # a crash of the bench itself counts as a failed case
