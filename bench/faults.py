@@ -32,6 +32,18 @@ Round 2, options and text:
 - an intervals CSV listing a video both as normal (-1 -1) and with an event: exit 2 naming the
   file, line and video, no report written.
 
+Round 2, inputs:
+- a stray `cover.png` beside `normal/` and `anomalous/` videos: both videos extracted, the image
+  skipped with a line naming it.
+- `extract footage f --out f/feats` and `score D --out D --review`, each run twice: the rerun reads
+  none of its own outputs as footage (same videos, same features).
+- MPEG-TS and 3GP videos, a dangling .mp4 link and a text file: the videos in the shards, the link
+  in failures.jsonl naming its target, the text file skipped with a line; exit 1.
+- a 250-character file name through extract and score (raw footage): exit 0, the full id kept.
+- a video with a display matrix of 90 degrees and its upright twin: the same features, the turn
+  recorded in the shard.
+- a folder with failing videos extracted three times: failures.jsonl lists each once every time.
+
 Timings are not measured: the machine is shared; this bench counts behaviours.
 """
 
@@ -413,6 +425,157 @@ class Sweep:
         self.record("normal_and_event", run.returncode == 2 and named and not out.exists()
                     and "Traceback" not in run.stderr, 0, exit_code=run.returncode, named=named)
 
+    # --- round 2: inputs ------------------------------------------------------------------------
+    def footage(self, name: str, videos: dict[str, int]) -> Path:
+        """A folder of synthetic videos (relative path -> frames); the container follows the
+        ending, 3GP as phones write it (H.263, 176x144), a name over 100 characters written
+        under a short one first (the writer's temporary name would be too long)."""
+        import av
+
+        from claws.extract.synthetic import synthetic_frames, write_video
+
+        folder = self.work / name
+        for seed, (rel, count) in enumerate(sorted(videos.items())):
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == ".3gp":
+                with av.open(str(path), "w", format="3gp") as container:
+                    stream = container.add_stream("h263", rate=15)
+                    stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+                    for frame in synthetic_frames(count, 144, 176, seed=seed):
+                        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                    container.mux(stream.encode(None))
+            else:
+                short = write_video(path.parent / f"w{seed}{path.suffix}",
+                                    synthetic_frames(count, 48, 64, seed=seed), fps=10.0)
+                short.rename(path)
+        return folder
+
+    def stray_image(self) -> None:
+        """`f/cover.png` beside `f/normal/n.mp4` and `f/anomalous/a.mp4`: both videos extracted,
+        the image skipped with a line (it used to make `f` one 1-frame video)."""
+        import torch
+        from torchvision.io import write_png
+
+        from claws.extract.synthetic import synthetic_frames
+
+        folder = self.footage("stray", {"normal/n.mp4": 20, "anomalous/a.mp4": 24})
+        write_png(torch.from_numpy(synthetic_frames(1, 48, 64)[0]).permute(2, 0, 1),
+                  str(folder / "cover.png"))
+        out = self.work / "stray_out"
+        run = claws("extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT)
+        found = sorted(shard_features(out)) if out.exists() else []
+        said = f"skipped {folder}: its 1 image (cover.png)" in run.stderr
+        self.record("stray_image", run.returncode == 0 and found == ["a", "n"] and said, 0,
+                    exit_code=run.returncode, videos=found, skipped_line=said)
+
+    def output_in_input(self) -> None:
+        """`extract footage f --out f/feats` and `score D --out D --review`, each run twice: the
+        rerun reads none of its own outputs (shards, plots, previews) as footage."""
+        folder = self.footage("own_out", {"cam.mp4": 20, "door.mp4": 18})
+        out = folder / "feats"
+        argv = ["extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT]
+        first = claws(*argv)
+        before = shard_features(out)
+        again = claws(*argv)
+        after = shard_features(out)
+        lost = sum(1 for v, f in before.items() if v not in after or not np.array_equal(f, after[v]))
+        scores = self.footage("own_scores", {"cam.mp4": 20, "door.mp4": 18})
+        score = ["score", scores, "--run", self.ref_run, "--out", scores, "--workers", "0",
+                 "--no-progress", "--review"]
+        runs = [claws(*score), claws(*score)]
+        index = sorted(json.loads(line)["video_id"]
+                       for line in (scores / "index.jsonl").read_text().splitlines())
+        ok = first.returncode == again.returncode == 0 and sorted(after) == ["cam", "door"] \
+            and "nothing to do" in again.stderr and [r.returncode for r in runs] == [0, 0] \
+            and index == ["cam", "door"]
+        self.record("output_in_input", ok, lost, extract_exits=[first.returncode, again.returncode],
+                    score_exits=[r.returncode for r in runs], scored=index)
+
+    def containers(self) -> None:
+        """MPEG-TS and 3GP files, a dangling .mp4 link and a text file: the videos extracted, the
+        link in failures.jsonl naming its target, the text file skipped with a line; exit 1."""
+        folder = self.footage("containers", {"rec.ts": 20, "phone.3gp": 18})
+        (folder / "gone.mp4").symlink_to(self.work / "deleted.mp4")
+        (folder / "notes.txt").write_text("camera 3 faces north\n")
+        out = self.work / "containers_out"
+        run = claws("extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT)
+        found = sorted(shard_features(out)) if out.exists() else []
+        failed = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()] \
+            if (out / "failures.jsonl").exists() else []
+        named = [f["video_id"] for f in failed] == ["gone"] and "deleted.mp4" in failed[0]["reason"]
+        said = f"skipped {folder / 'notes.txt'}: not a video" in run.stderr
+        self.record("containers", run.returncode == 1 and found == ["phone", "rec"] and named and said,
+                    0, exit_code=run.returncode, videos=found, failed=[f["video_id"] for f in failed],
+                    skipped_line=said)
+
+    def long_name(self) -> None:
+        """A 250-character file name beside a short one, through extract and score (raw footage):
+        both exit 0 and keep the full id (both used to stop with [Errno 36], exit 2)."""
+        long_id = "night_camera_" + "x" * 237
+        folder = self.footage("long_name", {f"{long_id}.mp4": 20, "cam.mp4": 18})
+        out = self.work / "long_name_out"
+        run = claws("extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT)
+        found = sorted(shard_features(out)) if out.exists() else []
+        scores = self.work / "long_name_scores"
+        score = claws("score", folder, "--run", self.ref_run, "--out", scores, "--workers", "0",
+                      "--no-progress")
+        index = sorted(json.loads(line)["video_id"]
+                       for line in (scores / "index.jsonl").read_text().splitlines()) \
+            if (scores / "index.jsonl").exists() else []
+        longest = max((len(p.name.encode()) for p in scores.rglob("*")), default=0)
+        ok = run.returncode == 0 and found == ["cam", long_id] and score.returncode == 0 \
+            and index == ["cam", long_id]
+        self.record("long_name", ok, 0, extract_exit=run.returncode, score_exit=score.returncode,
+                    longest_output_name=longest)
+
+    def rotated(self) -> None:
+        """A phone video stored sideways with a display matrix of 90 degrees and the same picture
+        stored upright: the same features, and the shard records the turn."""
+        import av
+
+        from claws.data.shards import ShardSet
+        from claws.extract.synthetic import synthetic_frames, write_video
+
+        folder = self.work / "rotated"
+        folder.mkdir()
+        shown = synthetic_frames(20, 64, 48, seed=7)  # upright: 64 high, 48 wide
+        write_video(folder / "upright.mp4", shown, fps=10.0)
+        with av.open(str(folder / "phone.mp4"), "w") as container:
+            stream = container.add_stream("libx264rgb", rate=10, options={"crf": "0"})
+            stream.height, stream.width, stream.pix_fmt = 48, 64, "rgb24"
+            stream.set_display_rotation(90)
+            for frame in np.rot90(shown, -1, axes=(1, 2)):  # what the phone stored
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(stream.encode(None))
+        out = self.work / "rotated_out"
+        run = claws("extract", "footage", folder, "--out", out, "--split", "train", *EXTRACT)
+        features = shard_features(out) if out.exists() else {}
+        info = ShardSet(out).videos if features else {}
+        difference = feature_difference({"v": features["phone"]}, {"v": features["upright"]}) \
+            if len(features) == 2 else float("inf")
+        turned = [getattr(info.get(v), "rotation", None) for v in ("phone", "upright")]
+        ok = run.returncode == 0 and difference <= FEATURE_RTOL and turned == [90, 0]
+        self.record("rotated", ok, 0, exit_code=run.returncode, rotation=turned,
+                    relative_difference=difference)
+
+    def failures_rerun(self) -> None:
+        """A folder with a good video, a text file named .mp4 and a dangling link, extracted three
+        times: failures.jsonl lists the two failed videos once each, every time."""
+        folder = self.footage("rerun", {"cam.mp4": 20})
+        (folder / "broken.mp4").write_text("not a video\n")
+        (folder / "gone.mp4").symlink_to(self.work / "nowhere.mp4")
+        out = self.work / "rerun_out"
+        lines, codes = [], []
+        for _ in range(3):
+            codes.append(claws("extract", "footage", folder, "--out", out, "--split", "train",
+                               *EXTRACT).returncode)
+            lines.append(sorted(json.loads(line)["video_id"]
+                                for line in (out / "failures.jsonl").read_text().splitlines()))
+        ok = codes == [1, 1, 1] and lines == [["broken", "gone"]] * 3
+        self.record("failures_rerun", ok, 0, exit_codes=codes, lines_per_run=[len(x) for x in lines])
+
     def run(self) -> dict:
         self.references()
         for trial in range(self.kills):
@@ -424,7 +587,10 @@ class Sweep:
                      self.out_of_space,
                      # round 2: options and text
                      self.option_ranges, self.byte_order_marks, self.html_class_names,
-                     self.normal_and_event):
+                     self.normal_and_event,
+                     # round 2: inputs
+                     self.stray_image, self.output_in_input, self.containers, self.long_name,
+                     self.rotated, self.failures_rerun):
             try:
                 case()
             except Exception as err:  # a crash of the bench itself counts as a failed case
