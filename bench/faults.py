@@ -22,6 +22,19 @@ Cases:
 - out of space (a 1 MB tmpfs; needs root and mount, else skipped with the reason): exit 2 naming
   the folder, and the rerun after space is freed finishes with the reference features.
 
+Round 2, training and values:
+- extract and train stopped by SIGINT or SIGTERM sent to their whole process group (extract at
+  its first finished video, train a second after its step-20 checkpoint): exit 130/143 with one
+  line and no traceback (train: saved at step S), and the rerun (train: --resume) equals the
+  reference.
+- a training video's features changed under a run: `train --resume` refuses with exit 2 naming
+  it; `--resume-other-data` continues and the checkpoint records it.
+- a .npy of 1e38 imported with the run's statistics and scored: it may fail alone at either step;
+  no NaN or inf reaches a curve, an events file or index.jsonl.
+- out of space while training (a tmpfs with room for one checkpoint save) and while evaluating
+  (48 kB): exit 2 naming the folder; last.pt stays valid and the resume equals the reference; the
+  evaluation rerun after more room finishes (tmpfs: skipped without root and mount).
+
 Round 2, options and text:
 - option values out of range on real inputs (score --threshold nan/inf, --min-duration inf/-1,
   --window -3, --merge-gap nan, --fps -5; evaluate --threshold nan; extract --batch-size -1,
@@ -346,6 +359,212 @@ class Sweep:
         finally:
             subprocess.run(["umount", str(mount)], capture_output=True)
 
+    # --- round 2: training and values ---------------------------------------------------------
+    def signalled(self, name: str, args: list, ready, signum: int) -> tuple[subprocess.CompletedProcess, bool]:
+        """Start `claws ARGS` in a session of its own; once `ready()` holds, send `signum` to its
+        whole process group (as a terminal's Ctrl-C does: workers too) and let it end.
+
+        Returns:
+            (the run with its stderr, whether the signal was sent before the command finished).
+        """
+        log = self.work / f"{name}.stderr"
+        with log.open("w") as err:
+            # SIGINT as a foreground command has it: a bench started in the background (`&`)
+            # passes it on ignored, and claws keeps an ignored SIGINT ignored
+            proc = subprocess.Popen([*CLAWS, *map(str, args)], stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            sent = False
+            while proc.poll() is None:
+                if ready():
+                    os.killpg(proc.pid, signum)
+                    sent = True
+                    break
+                time.sleep(0.05)
+            proc.wait(timeout=900)
+        text = log.read_text(errors="backslashreplace")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "", text), sent
+
+    @staticmethod
+    def one_line(run: subprocess.CompletedProcess, signum: int, start: str) -> bool:
+        """The interrupted command's exit code is 128 + signum and it said one line, no traceback."""
+        lines = run.stderr.strip().splitlines()
+        return run.returncode == 128 + signum and bool(lines) and lines[-1].startswith(start) \
+            and "Traceback" not in run.stderr
+
+    def interrupted_extract(self, signum: int) -> None:
+        name = f"extract_{signal.Signals(signum).name.lower()}"
+        out = self.work / name
+        argv = ["extract", "footage", self.manifest, "--out", out, *EXTRACT]
+        run, sent = self.signalled(name, argv, lambda: bool(work_videos(out)), signum)
+        before = shard_features(out)
+        in_work = work_videos(out)
+        said = self.one_line(run, signum, "interrupted: ")
+        rerun = claws(*argv)
+        after = shard_features(out)
+        lost = sum(1 for v, f in before.items() if v not in after or not np.array_equal(f, after[v]))
+        lost += sum(1 for v in in_work if v not in after)
+        self.record(name, sent and said and rerun.returncode == 0 and same_features(after, self.ref_features),
+                    lost, exit_code=run.returncode, line=run.stderr.strip().splitlines()[-1][:160],
+                    done_at_signal=len(before) + len(in_work))
+
+    def interrupt_extract(self) -> None:
+        self.interrupted_extract(signal.SIGINT)
+
+    def terminate_extract(self) -> None:
+        self.interrupted_extract(signal.SIGTERM)
+
+    def interrupted_train(self, signum: int) -> None:
+        name = f"train_{signal.Signals(signum).name.lower()}"
+        runs = self.work / name
+        ckpts = runs / "r" / "checkpoints"
+        argv = ["train", "--shards", self.ref_shards, "--runs-dir", runs, "--name", "r", *TRAIN]
+        seen: list[float] = []
+
+        def past_step_20() -> bool:  # a second after the step-20 checkpoint: between checkpoints
+            if not seen and (ckpts / "step-20.pt").exists():
+                seen.append(time.monotonic())
+            return bool(seen) and time.monotonic() - seen[0] > 1.0
+
+        run, sent = self.signalled(name, argv, past_step_20, signum)
+        before = {p.name: model_state(p) for p in sorted(ckpts.glob("step-*.pt"))}
+        import torch
+
+        at = int(torch.load(ckpts / "last.pt", map_location="cpu", weights_only=True)["step"])
+        said = self.one_line(run, signum, f"interrupted at step {at}: checkpoint saved to ")
+        resume = claws(*argv, "--resume")
+        lost = sum(1 for n, state in before.items()
+                   if not (ckpts / n).exists() or not same_state(model_state(ckpts / n), state))
+        ok = sent and said and at >= 20 and resume.returncode == 0 and same_state(
+            model_state(ckpts / "last.pt"), self.ref_state)
+        self.record(name, ok, lost, exit_code=run.returncode, saved_at_step=at,
+                    line=run.stderr.strip().splitlines()[-1][:160])
+
+    def interrupt_train(self) -> None:
+        self.interrupted_train(signal.SIGINT)
+
+    def terminate_train(self) -> None:
+        self.interrupted_train(signal.SIGTERM)
+
+    def resume_other_data(self) -> None:
+        """Train on shards, change one video's features, resume: refused naming it; resumed
+        only with --resume-other-data (and then recorded in the checkpoint)."""
+        from claws.data.shards import ShardSet, write_shard
+
+        shards = self.work / "other_data_shards"
+        shutil.copytree(self.ref_shards, shards)
+        runs = self.work / "other_data"
+        half = [a if a != "120" else "60" for a in TRAIN]
+        first = claws("train", "--shards", shards, "--runs-dir", runs, "--name", "r", *half)
+        data = ShardSet(shards)
+        video = data.select(split="train")[0]
+        records = [data.record(v) for v in data.video_ids if data.videos[v].shard == video.shard]
+        for record in records:
+            if record.video_id == video.video_id:
+                record.features = record.features * np.float32(1.01)
+        video.shard.unlink()
+        write_shard(video.shard, records, data.stats)
+        refused = claws("train", "--resume", runs / "r", "--iterations", "120")
+        allowed = claws("train", "--resume", runs / "r", "--iterations", "120", "--resume-other-data")
+        import torch
+
+        meta = torch.load(runs / "r" / "checkpoints" / "last.pt", map_location="cpu",
+                          weights_only=True)["feature_meta"]
+        named = refused.returncode == 2 and "1 training video changed contents" in refused.stderr \
+            and video.video_id in refused.stderr and "Traceback" not in refused.stderr
+        ok = first.returncode == 0 and named and allowed.returncode == 0 and bool(
+            meta.get("resumed_on_other_data"))
+        self.record("resume_other_data", ok, 0, refused_exit=refused.returncode,
+                    allowed_exit=allowed.returncode, changed=video.video_id)
+
+    def huge_features(self) -> None:
+        """A .npy of 1e38 imported beside real features (with the run's statistics), then scored:
+        it may fail alone at either step, but no NaN or inf ever reaches a curve or a summary."""
+        from claws.data.shards import ShardSet
+
+        feats = self.work / "huge_feats"
+        feats.mkdir()
+        ref = ShardSet(self.ref_shards)
+        test = [v.video_id for v in ref.select(split="test")]
+        for vid in test:
+            np.save(feats / f"{vid}.npy", ref.features(vid, raw=True))
+        np.save(feats / "huge.npy", np.full((3, ref.feature_dim), 1e38, np.float32))
+        manifest = self.work / "huge_manifest.csv"
+        manifest.write_text("video,label,split\n" + "".join(f"{v},{ref.videos[v].label},test\n" for v in test)
+                            + "huge,1,test\n")
+        shards, scores = self.work / "huge_shards", self.work / "huge_scores"
+        imported = claws("import-features", "manifest", manifest, "--features", feats, "--fps", "25",
+                         "--stats-from", self.ref_run, "--out", shards, "--no-progress")
+        scored = claws("score", "--run", self.ref_run, "--shards", shards, "--out", scores,
+                       "--no-progress")
+        written = "".join(p.read_text() for p in scores.glob("*.json*")) if scores.is_dir() else ""
+        curves = [np.load(p) for p in scores.glob("*.npy")] if scores.is_dir() else []
+        failed = [json.loads(line)["video_id"] for out in (shards, scores)
+                  if (out / "failures.jsonl").is_file()
+                  for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()]
+        clean = "NaN" not in written and "Infinity" not in written and all(
+            np.isfinite(c).all() for c in curves)
+        ok = imported.returncode in (0, 1) and scored.returncode in (0, 1) and clean and \
+            set(failed) <= {"huge"} and (scored.returncode == 0 or "huge" in failed)
+        self.record("huge_features", ok, 0, import_exit=imported.returncode,
+                    score_exit=scored.returncode, failed=failed, no_nan_written=clean)
+
+    def tmpfs(self, name: str, size: int) -> Path | None:
+        """A tmpfs of `size` bytes at work/<name>; None (the case skipped) when mounting fails."""
+        mount = self.work / name
+        mount.mkdir()
+        made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            self.skipped[name] = f"cannot mount a tmpfs: {made.stderr.strip() or made.returncode}"
+            return None
+        return mount
+
+    def train_disk_full(self) -> None:
+        """Room for one save (step-20.pt and last.pt) but not the next: exit 2 naming the folder,
+        last.pt of step 20 intact, and the resume after more room equals the reference."""
+        size = (self.ref_run / "checkpoints" / "last.pt").stat().st_size
+        mount = self.tmpfs("train_disk", int(2.5 * size) + 256 * 1024)
+        if mount is None:
+            return
+        try:
+            argv = ["train", "--shards", self.ref_shards, "--runs-dir", mount, "--name", "r", *TRAIN]
+            full = claws(*argv)
+            last = mount / "r" / "checkpoints" / "last.pt"
+            import torch
+
+            kept = int(torch.load(last, map_location="cpu", weights_only=True)["step"]) \
+                if last.is_file() else -1
+            clean = full.returncode == 2 and "Traceback" not in full.stderr and \
+                f"no space left in {mount / 'r' / 'checkpoints'}" in full.stderr
+            subprocess.run(["mount", "-o", f"remount,size={12 * size}", str(mount)], check=True)
+            resume = claws(*argv, "--resume")
+            ok = clean and kept == 20 and resume.returncode == 0 and same_state(
+                model_state(last), self.ref_state)
+            self.record("train_disk_full", ok, 0 if kept == 20 else 1, full_exit=full.returncode,
+                        last_pt_step=kept, resume_exit=resume.returncode,
+                        message=full.stderr.strip().splitlines()[-1][:200])
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+
+    def evaluate_disk_full(self) -> None:
+        mount = self.tmpfs("evaluate_disk", 48 * 1024)
+        if mount is None:
+            return
+        try:
+            argv = ["evaluate", self.ref_scores, "--intervals", self.intervals, "--out",
+                    mount / "report", "--no-progress"]
+            full = claws(*argv)
+            clean = full.returncode == 2 and "Traceback" not in full.stderr and \
+                f"no space left in {mount / 'report'}" in full.stderr
+            subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+            rerun = claws(*argv)
+            self.record("evaluate_disk_full", clean and rerun.returncode == 0, 0,
+                        full_exit=full.returncode, rerun_exit=rerun.returncode,
+                        message=full.stderr.strip().splitlines()[-1][:200])
+        finally:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+
     # --- round 2: options and text ---------------------------------------------------------
     def option_ranges(self) -> None:
         """Option values out of range on real inputs: exit 2 naming the option, nothing started."""
@@ -585,6 +804,10 @@ class Sweep:
         for case in (self.bad_inputs, self.concurrent_extract, self.corrupt_checkpoint,
                      self.corrupt_shard, self.resume_copied_run, self.rescore_other_threshold,
                      self.out_of_space,
+                     # round 2: training and values
+                     self.interrupt_extract, self.terminate_extract, self.interrupt_train,
+                     self.terminate_train, self.resume_other_data, self.huge_features,
+                     self.train_disk_full, self.evaluate_disk_full,
                      # round 2: options and text
                      self.option_ranges, self.byte_order_marks, self.html_class_names,
                      self.normal_and_event,
