@@ -176,7 +176,7 @@ class Sweep:
 
     # --- reference runs -------------------------------------------------------------------
     def references(self) -> None:
-        from claws.pipeline.demo import write_dataset
+        from claws.pipeline.commands.demo import write_dataset
 
         self.data = self.work / "data"
         self.manifest, self.intervals, _ = write_dataset(self.data, 4, 2, seed=0, base_frames=20)

@@ -104,7 +104,7 @@ def test_lists(shards: Path, out: Path) -> dict[str, Path]:
 def training_sizes(shards: Path, val_fraction: float, seed: int, window: int) -> tuple[int, int]:
     """(training videos, training windows) after the seeded validation hold-out."""
     from claws.data.shards import ShardSet
-    from claws.pipeline.training_data import split_validation
+    from claws.pipeline.training.data import split_validation
 
     train, _ = split_validation(ShardSet(shards).select(split="train"), val_fraction, seed)
     return len(train), sum(math.ceil(v.num_clips / window) for v in train)

@@ -3,9 +3,9 @@ open in under a second, and a video's view (its curve loaded on demand) too?
 
     .venv/bin/python bench/review.py [--videos 290] [--repeats 3]
 
-Writes a scores folder of synthetic curves (claws.pipeline.fake_scores; lengths drawn around the
+Writes a scores folder of synthetic curves (tests/pipeline/fake_scores.py; lengths drawn around the
 UCF-Crime test set's mean of 3,834 frames at 30 fps, up to 30,000), runs `claws review` on it,
-then loads in headless Chromium (claws.pipeline.review_browser) the triage page, one video's view
+then loads in headless Chromium (tests/pipeline/review_browser.py) the triage page, one video's view
 (the longest video) and a trivial page that only marks itself loaded. Each page records
 performance.now() when drawn; best of --repeats. Prints one JSON line: the times in ms and the
 ratios over the trivial page (the cost of the page beyond opening any page in this browser).
@@ -17,14 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from claws.pipeline.fake_scores import write_fake_scores
-from claws.pipeline.review_site import write_review
-from claws.pipeline.review_browser import chromium_binary, dump_dom, html_attribute, page_url
+from claws.pipeline.review.site import write_review
+
+# The fake scores folder and the headless-browser helpers are test helpers (tests/pipeline/).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pipeline"))
+from fake_scores import write_fake_scores  # noqa: E402
+from review_browser import chromium_binary, dump_dom, html_attribute, page_url  # noqa: E402
 
 TRIVIAL = ("<!DOCTYPE html><html><head><script>document.addEventListener('DOMContentLoaded', "
            "function () { document.documentElement.setAttribute('data-rendered-ms', "

@@ -31,7 +31,7 @@ import claws.extract.c3d as c3d
 from claws.data.shards import NormStats
 from claws.extract.cpu_share import default_workers
 from claws.model.claws import ClawsNet
-from claws.pipeline.checkpoint import save_checkpoint
+from claws.pipeline.training.checkpoint import save_checkpoint
 from claws.pipeline.cli import main
 
 SHARED = Path(os.environ.get("CLAWS_SHARED_DATA",

@@ -39,11 +39,11 @@ import torch
 
 from claws.model.kmeans import batched_kmeans
 from claws.model.windows import num_windows
-from claws.pipeline.checkpoint import build_model
-from claws.pipeline.config import TrainConfig
-from claws.pipeline.training import model_args
-from claws.pipeline.training_steps import claws_step, clip_representation, cluster_state
-from claws.pipeline.training_data import load_videos
+from claws.pipeline.training.checkpoint import build_model
+from claws.pipeline.training.config import TrainConfig
+from claws.pipeline.training.loop import model_args
+from claws.pipeline.training.steps import claws_step, clip_representation, cluster_state
+from claws.pipeline.training.data import load_videos
 
 UCF = Path(__file__).resolve().parents[2] / "shared" / "data" / "ucf_crime" / "Train_Annotation.txt"
 

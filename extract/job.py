@@ -255,7 +255,7 @@ def check_given_stats(stats: NormStats, feature_dim: int | None, origin: str) ->
     """Statistics handed to the job (`--stats-from`) must be of the job's feature dim.
 
     Args:
-        stats: the statistics (read by the command: claws.pipeline.checkpoint.stats_from).
+        stats: the statistics (read by the command: claws.pipeline.training.checkpoint.stats_from).
         feature_dim: the job's feature dim (None: not checked).
         origin: what gave them, as the user named it ("--stats-from PATH"), for the message.
 

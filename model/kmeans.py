@@ -33,7 +33,7 @@ Reproducibility. The seed fixes the result on a given device. On the CPU it is b
 from run to run (and what `skip_converged` is tested against). On CUDA the float index_add_ of the
 centre sums and the cumulative sum of the seeding are bitwise repeatable only with
 `torch.use_deterministic_algorithms(True)`, which `claws train` turns on for a CUDA run
-(claws.pipeline.training); without it they may differ in the last bits from run to run. Results
+(claws.pipeline.training.loop); without it they may differ in the last bits from run to run. Results
 on the CPU and on a GPU are not bitwise equal (different matmul reduction orders); near-ties
 may then fall into the other cluster.
 """

@@ -19,12 +19,13 @@ import importlib
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from claws.data.version import code_version
-from claws.pipeline.interrupt import Interrupted, interrupt_handling, interrupted_line
+from claws.pipeline.interrupt import Interrupted, interrupt_handling
 from claws.pipeline.options import Range
 
-# Sub-command modules under claws.pipeline, in the order `claws --help` lists them.
+# Sub-command modules under claws.pipeline.commands, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "extract", "import_features", "shards", "train", "score", "evaluate", "review",
     "demo",
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging, and a traceback on bad input")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"claws.pipeline.{name}").register(sub)
+        importlib.import_module(f"claws.pipeline.commands.{name}").register(sub)
     return parser
 
 
@@ -134,6 +135,37 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             logging.getLogger("claws").error("%s", err.args[0] if isinstance(err, KeyError) else err)
             return 2
+
+
+def videos_done(command: str, out: Path | None) -> int | None:
+    """How many videos a job's output folder holds finished (None: not a per-video job).
+
+    Args:
+        command: the `claws` command ("extract", "import-features", "score", ...).
+        out: its --out folder.
+    """
+    if out is None or not Path(out).is_dir():
+        return None if command not in ("extract", "import-features", "score") else 0
+    if command in ("extract", "import-features"):
+        from claws.extract.resume import shard_videos, work_files  # h5py: only when it is needed
+
+        return len(set(shard_videos(out)) | set(work_files(out)))
+    if command == "score":
+        from claws.pipeline.scoring.files import EVENTS_SUFFIX  # written last of a video's outputs
+
+        return sum(1 for _ in Path(out).glob(f"*{EVENTS_SUFFIX}"))
+    return None
+
+
+def interrupted_line(command: str, out: Path | None, err: Interrupted) -> str:
+    """The one line `claws` prints when `command` (writing `out`) was interrupted."""
+    if command == "train" and err.summary:
+        return err.summary
+    done = videos_done(command, out)
+    if done is None:
+        return "interrupted: rerun the same command to resume"
+    return (f"interrupted: {done} video{'' if done == 1 else 's'} done in {out}, rerun the same "
+            "command to resume")
 
 
 if __name__ == "__main__":

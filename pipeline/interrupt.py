@@ -27,7 +27,6 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -139,34 +138,3 @@ def deferred_interrupts() -> Iterator[Pending]:
             _State.deferring -= 1
             if not _State.deferring:
                 _State.pending = None
-
-
-def videos_done(command: str, out: Path | None) -> int | None:
-    """How many videos a job's output folder holds finished (None: not a per-video job).
-
-    Args:
-        command: the `claws` command ("extract", "import-features", "score", ...).
-        out: its --out folder.
-    """
-    if out is None or not Path(out).is_dir():
-        return None if command not in ("extract", "import-features", "score") else 0
-    if command in ("extract", "import-features"):
-        from claws.extract.resume import shard_videos, work_files  # h5py: only when it is needed
-
-        return len(set(shard_videos(out)) | set(work_files(out)))
-    if command == "score":
-        from claws.pipeline.curve_files import EVENTS_SUFFIX  # written last of a video's outputs
-
-        return sum(1 for _ in Path(out).glob(f"*{EVENTS_SUFFIX}"))
-    return None
-
-
-def interrupted_line(command: str, out: Path | None, err: Interrupted) -> str:
-    """The one line `claws` prints when `command` (writing `out`) was interrupted."""
-    if command == "train" and err.summary:
-        return err.summary
-    done = videos_done(command, out)
-    if done is None:
-        return "interrupted: rerun the same command to resume"
-    return (f"interrupted: {done} video{'' if done == 1 else 's'} done in {out}, rerun the same "
-            "command to resume")

@@ -101,7 +101,7 @@ def test_human_size(num_bytes: float, text: str) -> None:
 
 
 def test_import_is_light() -> None:
-    """Parsers import this module (through pipeline/config.py): numpy waits for save_npy."""
+    """Parsers import this module (through pipeline/training/config.py): numpy waits for save_npy."""
     code = "import sys, claws.data.atomic; print(sorted(m for m in ('numpy', 'h5py') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import torch
 from claws.data.clips import num_clips
 from claws.data.shards import NormStats, VideoRecord, write_shard
 from claws.model.claws import ClawsNet
-from claws.pipeline.checkpoint import save_checkpoint
+from claws.pipeline.training.checkpoint import save_checkpoint
 
 FEATURE_DIM = 8
 WINDOW = 4  # clips per scoring window in the tiny run's config

@@ -11,7 +11,7 @@ import torch
 from claws.data.shards import NormStats, VideoRecord, write_shard
 from claws.model.claws import ClawsNet
 from claws.model.mil import MilNet
-from claws.pipeline.checkpoint import (
+from claws.pipeline.training.checkpoint import (
     load_checkpoint, resolve_checkpoint, save_checkpoint, stats_from,
 )
 

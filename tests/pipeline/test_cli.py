@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from claws.pipeline.cli import HelpFormatter, build_parser, main, subcommands
-from claws.pipeline.config import TrainConfig, field_help
+from claws.pipeline.training.config import TrainConfig, field_help
 from claws.pipeline.options import Range
 
 HEAVY = ("torch", "torchvision", "matplotlib", "h5py", "sklearn", "decord", "av")
@@ -146,7 +146,7 @@ def test_train_flags_carry_the_config_comments(capsys: pytest.CaptureFixture) ->
 def test_import_features_parser_constants_match_the_job() -> None:
     from claws.data.clips import CLIP_LEN
     from claws.extract.import_job import MISMATCH_POLICIES
-    from claws.pipeline import import_features
+    from claws.pipeline.commands import import_features
 
     assert import_features.CLIP_LEN == CLIP_LEN
     assert import_features.MISMATCH_POLICIES == MISMATCH_POLICIES

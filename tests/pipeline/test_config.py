@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claws.pipeline.config import (
+from claws.pipeline.training.config import (
     PRESETS, RANGES, TrainConfig, field_types, load_config, parse_value, save_yaml,
 )
 

@@ -12,7 +12,7 @@ import torch
 from claws.data.shards import NormStats, write_shard
 from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.model.claws import ClawsNet
-from claws.pipeline.checkpoint import payload_checksum, save_checkpoint
+from claws.pipeline.training.checkpoint import payload_checksum, save_checkpoint
 from claws.pipeline.cli import main
 
 DIM = 2048  # C3D fc6 pairs, the default feature

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from claws.pipeline import report as report_module
+from claws.pipeline.evaluation import report as report_module
 from claws.pipeline.cli import main
 
 from .conftest import VIDEOS
@@ -168,7 +168,7 @@ def test_damaged_scores_folder_is_named(scores, tmp_path, caplog):
 
 def test_damaged_index_line_or_events_file_is_named_with_what_to_do(
         scores, tiny_run, tiny_shards, tmp_path, caplog):
-    from claws.pipeline.curve_files import ScoresError, read_summaries
+    from claws.pipeline.scoring.files import ScoresError, read_summaries
 
     gt = tmp_path / "gt.csv"
     gt.write_text(INTERVALS)
@@ -280,7 +280,7 @@ def test_a_real_full_disk_names_the_report_folder_then_the_rerun_writes_it(
 @pytest.mark.parametrize("text", ["cam_a\ncam_b\n", "video,label\ncam_a,1\ncam_b,0\n"])
 def test_a_videos_list_with_a_byte_order_mark(tmp_path, with_bom, text):
     """Issue 20 item 8: the BOM became part of the first id or of the 'video' header."""
-    from claws.pipeline.evaluation import read_video_list
+    from claws.pipeline.evaluation.job import read_video_list
 
     assert read_video_list(with_bom(tmp_path / "chosen.csv", text)) == ["cam_a", "cam_b"]
 

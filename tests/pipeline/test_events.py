@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from claws.pipeline.events import above_threshold_runs, find_events
+from claws.pipeline.scoring.events import above_threshold_runs, find_events
 
 #                  0    1    2    3    4    5    6    7    8    9   10   11
 CURVE = np.array([0.1, 0.6, 0.8, 0.2, 0.7, 0.1, 0.1, 0.1, 0.9, 0.1, 0.5, 0.5])

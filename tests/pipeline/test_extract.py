@@ -114,7 +114,7 @@ def test_test_only_footage_needs_statistics_before_any_work(tmp_path, caplog):
 def _checkpoint(run, stats, step=1):
     """A real checkpoint of a tiny model in `run`/checkpoints/step-`step`.pt, holding `stats`."""
     from claws.model.claws import ClawsNet
-    from claws.pipeline.checkpoint import save_checkpoint
+    from claws.pipeline.training.checkpoint import save_checkpoint
 
     args = {"feature_dim": stats.feature_dim, "hidden1": 4, "hidden2": 2}
     model = ClawsNet(**args)
@@ -128,7 +128,7 @@ def test_stats_from_a_run_folder_checkpoint(tmp_path):
     """`--stats-from RUN` finds the run's checkpoint as `--run` does (here only a step-N.pt, which
     the reader of extract/ used to miss) and takes the statistics it was trained with."""
     from claws.data.shards import NormStats
-    from claws.pipeline.checkpoint import stats_from
+    from claws.pipeline.training.checkpoint import stats_from
 
     stats = NormStats(np.arange(3.0), np.full(3, 2.0), 4, 40, "train shards")
     file, _ = _checkpoint(tmp_path / "run", stats, step=7)
@@ -171,7 +171,7 @@ def test_non_utf8_video_name_is_extracted_under_a_printable_id(tmp_path):
 
 def test_allow_missing_skips_manifest_entries_not_on_disk(tmp_path, caplog):
     from claws.pipeline.cli import build_parser
-    from claws.pipeline.extract import dataset_items
+    from claws.pipeline.commands.extract import dataset_items
 
     (tmp_path / "here.mp4").write_bytes(b"x")
     manifest = tmp_path / "m.csv"

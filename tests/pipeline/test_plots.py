@@ -10,19 +10,21 @@ from matplotlib.image import imread
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle, StepPatch
 
-from claws.pipeline.events import find_events
-from claws.pipeline.plots import (
+from claws.pipeline.scoring.events import find_events
+from claws.pipeline.evaluation.plots import (
+    plot_curve_truth,
+    plot_roc,
+    plot_video_auc,
+    read_reference_roc,
+    video_auc_figure,
+)
+from claws.pipeline.scoring.plots import (
     CURVE_COLOR,
     EVENT_COLOR,
     THRESHOLD_COLOR,
     TRUTH_COLOR,
     curve_figure,
     plot_curve_events,
-    plot_curve_truth,
-    plot_roc,
-    plot_video_auc,
-    video_auc_figure,
-    read_reference_roc,
 )
 
 

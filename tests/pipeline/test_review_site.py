@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -15,13 +16,15 @@ from sklearn.metrics import roc_auc_score
 
 from claws.extract.synthetic import synthetic_frames, write_frame_folder, write_video
 from claws.pipeline.cli import main
-from claws.pipeline.fake_scores import write_fake_scores
-from claws.pipeline.review_site import ASSETS, sparkline, truth_intervals, write_review
-from claws.pipeline.review_browser import (
+from claws.pipeline.review.site import ASSETS, sparkline, truth_intervals, write_review
+from claws.pipeline.review.video import browser_playable, preview_size
+from claws.pipeline.scoring.files import ScoresError
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helper modules beside this file
+from fake_scores import write_fake_scores  # noqa: E402
+from review_browser import (  # noqa: E402
     chromium_binary, dump_dom, html_attribute, page_url, screenshot,
 )
-from claws.pipeline.review_video import browser_playable, preview_size
-from claws.pipeline.curve_files import ScoresError
 
 FPS = 25.0
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -57,7 +60,7 @@ def scores_folder(root: Path, footage: Path) -> Path:
 
 
 def test_assets_are_package_data() -> None:
-    folder = resources.files("claws.pipeline").joinpath("review_assets")
+    folder = resources.files("claws.pipeline.review").joinpath("assets")
     for name in ASSETS:
         assert folder.joinpath(name).is_file(), name
     text = folder.joinpath("review.js").read_text()

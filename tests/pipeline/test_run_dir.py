@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from claws.pipeline.run_dir import RunDir
+from claws.pipeline.training.run_dir import RunDir
 
 
 def _run(tmp_path: Path, records: list[dict]) -> RunDir:

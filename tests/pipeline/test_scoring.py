@@ -13,8 +13,8 @@ import torch
 from claws.data.clips import clip_scores_to_frame_scores
 from claws.data.shards import VideoRecord, write_shard
 from claws.model.inference import clip_scores
-from claws.pipeline import curve_files
-from claws.pipeline.checkpoint import load_checkpoint
+from claws.pipeline.scoring import files as curve_files
+from claws.pipeline.training.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
 
 from .conftest import EXTRACTOR, STATS, VIDEOS, WINDOW, raw_features, write_tiny_shards
@@ -154,7 +154,7 @@ def test_rerun_with_other_settings_never_mixes(tiny_run, tiny_shards, tmp_path, 
     other = tmp_path / "other.pt"
     torch.manual_seed(1)
     ckpt = load_checkpoint(tiny_run)
-    from claws.pipeline.checkpoint import save_checkpoint  # another checkpoint of the same shape
+    from claws.pipeline.training.checkpoint import save_checkpoint  # another checkpoint of the same shape
     save_checkpoint(other, model=type(ckpt.model)(**ckpt.model_args), model_name="claws",
                     model_args=ckpt.model_args, config=ckpt.config, norm_stats=ckpt.norm_stats,
                     feature_meta=ckpt.feature_meta, step=4, seed=0, version="test")
@@ -190,7 +190,7 @@ def _run_with(folder: Path, stats, nsm_weight: float | None = None) -> Path:
     """A run like `tiny_run` with these statistics; `nsm_weight` fills module 1's NSM layer, so a
     video of huge features makes its softmax inf - inf = NaN."""
     from claws.model.claws import ClawsNet
-    from claws.pipeline.checkpoint import save_checkpoint
+    from claws.pipeline.training.checkpoint import save_checkpoint
 
     from .conftest import FEATURE_DIM
 
@@ -291,7 +291,7 @@ def test_an_interrupted_score_says_what_is_done_and_the_rerun_finishes(
     signal, no temporary file, and the rerun scores the rest like an uninterrupted run."""
     import os
 
-    from claws.pipeline import scoring
+    from claws.pipeline.scoring import job as scoring
 
     write = scoring.write_video_outputs
 

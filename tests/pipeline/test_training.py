@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from claws.model.inference import clip_scores
-from claws.pipeline.checkpoint import load_checkpoint
+from claws.pipeline.training.checkpoint import load_checkpoint
 from claws.pipeline.cli import main
-from claws.pipeline.config import load_config
-from claws.pipeline.training import train
+from claws.pipeline.training.config import load_config
+from claws.pipeline.training.loop import train
 from claws.model.windows import video_windows
-from claws.pipeline.training_steps import epoch_clusters
-from claws.pipeline.training_data import VideoSet, load_training_data
+from claws.pipeline.training.steps import epoch_clusters
+from claws.pipeline.training.data import VideoSet, load_training_data
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fixture module beside this file
 from train_fixtures import DIM, write_weak_label_shards  # noqa: E402
@@ -136,7 +136,7 @@ def test_resume_after_a_kill_logs_exactly_the_lines_of_an_uninterrupted_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An epoch's clustering line is logged with the step of the checkpoint before it; a kill
     after it must not leave it twice in metrics.jsonl once the run is resumed."""
-    from claws.pipeline.run_dir import RunDir
+    from claws.pipeline.training.run_dir import RunDir
 
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
     extra = {"iterations": 14, "log_every": 4, "checkpoint_every": 2, "windows_per_iteration": 4}
@@ -281,7 +281,7 @@ def test_kmeans_skipping_converged_blocks_trains_bitwise_like_the_full_loop(
     with bitwise the same weights, optimizer state and metrics, clustering lines included."""
     import functools
 
-    import claws.pipeline.training_steps as steps_module
+    import claws.pipeline.training.steps as steps_module
     from claws.model.kmeans import batched_kmeans
 
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=40)  # 3 k-means blocks
@@ -311,7 +311,7 @@ def test_cuda_run_turns_deterministic_algorithms_on_before_any_cuda_work(
     repeatable only under torch.use_deterministic_algorithms(True) with CUBLAS_WORKSPACE_CONFIG
     set before cuBLAS starts. No GPU here: the data loading (the run's first CUDA work) is
     replaced by a probe that records the settings and stops the run; the settings are restored."""
-    import claws.pipeline.training as training
+    import claws.pipeline.training.loop as training
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     seen = {}
@@ -348,7 +348,7 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 def _full_disk_at_step(monkeypatch: pytest.MonkeyPatch, step: int, fill) -> None:
     """Call `fill()` just before the checkpoint of `step` is written."""
-    from claws.pipeline.training import Trainer
+    from claws.pipeline.training.loop import Trainer
 
     save = Trainer.save
 
@@ -542,7 +542,7 @@ def test_resume_other_data_continues_loudly_and_records_it(
 def test_resume_of_a_checkpoint_without_a_data_record_warns_and_continues(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Checkpoints written before the record: the data cannot be checked; said once, then on."""
-    from claws.pipeline.checkpoint import CHECKSUM, payload_checksum
+    from claws.pipeline.training.checkpoint import CHECKSUM, payload_checksum
 
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
     assert main(_train_argv(tmp_path, shards, "r", "--iterations", "20")) == 0
@@ -569,7 +569,7 @@ def test_an_interrupted_run_saves_its_step_and_resumes_like_an_uninterrupted_one
     lines included."""
     import os
 
-    from claws.pipeline.training import Trainer
+    from claws.pipeline.training.loop import Trainer
 
     shards = write_weak_label_shards(tmp_path / "shards", num_videos=6)
     accumulate = Trainer._accumulate

@@ -10,9 +10,9 @@ from sklearn.metrics import roc_auc_score
 
 from claws.model.claws import ClawsNet
 from claws.model.inference import clip_scores
-from claws.pipeline.config import load_config
-from claws.pipeline.training_data import load_training_data
-from claws.pipeline.training_steps import validate
+from claws.pipeline.training.config import load_config
+from claws.pipeline.training.data import load_training_data
+from claws.pipeline.training.steps import validate
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fixture module beside this file
 from train_fixtures import DIM, write_weak_label_shards  # noqa: E402

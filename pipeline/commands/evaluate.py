@@ -76,13 +76,17 @@ def run(args: argparse.Namespace) -> int:
     if args.review and not args.scores:
         raise argparse.ArgumentError(None, "--review writes the page into a scores folder: give "
                                      "SCORES (run `claws score` first), not --run/--shards")
-    from claws.pipeline.evaluation import EvaluateJob, run as evaluate  # numpy, matplotlib, torch
+    from claws.pipeline.evaluation.job import EvaluateJob, run as evaluate  # numpy, matplotlib, torch
 
-    return evaluate(EvaluateJob(
+    done = evaluate(EvaluateJob(
         out=args.out, scores=args.scores, run=args.run, shards=args.shards, split=args.split,
         ucf_annotations=args.ucf_annotations, ucf_frame_counts=args.ucf_frame_counts,
         sht_masks=args.sht_masks, sht_split=args.sht_split, intervals=args.intervals,
         videos=args.videos, threshold=args.threshold, reference_roc=dict(args.reference_roc),
-        name=args.name, video_plots=not args.no_video_plots, review=args.review,
-        progress=not args.no_progress,
+        name=args.name, video_plots=not args.no_video_plots, progress=not args.no_progress,
     ))
+    if args.review and done.code == 0:
+        from claws.pipeline.review.site import write_review  # PyAV for previews
+
+        write_review(args.scores, done.frame_labels, progress=not args.no_progress)
+    return done.code

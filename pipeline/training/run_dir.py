@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from claws.data.atomic import space_named, write_text
-from claws.pipeline.checkpoint import LAST
+from claws.pipeline.training.checkpoint import LAST
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # metrics.jsonl kinds logged after the checkpoint of their step (see RunDir.truncate_metrics)

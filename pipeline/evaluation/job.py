@@ -1,5 +1,5 @@
 """The `claws evaluate` job: ground truth, curves (from a scores folder or a run), metrics and the
-report folder. What the command accepts is described in claws.pipeline.evaluate, its command line.
+report folder. What the command accepts is described in claws.pipeline.commands.evaluate, its command line.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,11 +17,11 @@ from claws.data.annotations import (
 )
 from claws.data.shards import ShardError, ShardSet
 from claws.data.text_files import read_text
-from claws.pipeline.checkpoint import load_checkpoint
+from claws.pipeline.training.checkpoint import load_checkpoint
 from claws.pipeline.metrics import MetricsError, evaluate_frames
-from claws.pipeline.report import write_report
-from claws.pipeline.curve_files import ScoresError, read_curves
-from claws.pipeline.curves import FeatureMismatch, checkpoint_window, score_shard_video
+from claws.pipeline.evaluation.report import write_report
+from claws.pipeline.scoring.files import ScoresError, read_curves
+from claws.pipeline.scoring.curve import FeatureMismatch, checkpoint_window, score_shard_video
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,14 @@ class EvaluateJob:
     reference_roc: dict[str, Path] = field(default_factory=dict)  # name -> ROC CSV drawn beside ours
     name: str | None = None  # label of our curve; None: the run name
     video_plots: bool = True
-    review: bool = False  # also write the review page into `scores`
     progress: bool = True
+
+
+class Evaluated(NamedTuple):
+    """What `run` did: its exit code and the ground truth it used (for the review page)."""
+
+    code: int  # 0 evaluated, 2 inconsistent input
+    frame_labels: dict[str, np.ndarray]  # video id -> (N,) per-frame labels; empty on failure
 
 
 def load_truth(job: EvaluateJob, frame_counts: dict[str, int]) -> GroundTruth:
@@ -142,8 +149,9 @@ def gather_curves(
                          **feature_inputs(rows)}
 
 
-def run(job: EvaluateJob) -> int:
-    """Run `claws evaluate`; exit code 0 on success, 2 on inconsistent input."""
+def run(job: EvaluateJob) -> Evaluated:
+    """Run `claws evaluate`: exit code 0 on success, 2 on inconsistent input, and the ground
+    truth's frame labels (the `--review` page draws them; the command writes it)."""
     try:
         curves, fps, inputs = gather_curves(job)
         truth = load_truth(job, {vid: len(c) for vid, c in curves.items()})
@@ -153,15 +161,10 @@ def run(job: EvaluateJob) -> int:
         write_report(job.out, metrics, truth, curves, inputs, job.reference_roc,
                      video_plots=job.video_plots, progress=job.progress,
                      fps=fps)
-        if job.review:
-            from claws.pipeline.review_site import write_review  # PyAV for previews
-
-            write_review(job.scores, {vid: t.frame_labels for vid, t in truth.videos.items()},
-                         progress=job.progress)
     except (AnnotationError, MetricsError, ScoresError, ShardError, FeatureMismatch,
             FileNotFoundError) as err:
         logger.error("%s", err)
-        return 2
+        return Evaluated(2, {})
     if metrics.warnings:
         logger.warning("%d annotations clipped at the video's end (listed in summary.md)",
                        len(metrics.warnings))
@@ -177,4 +180,4 @@ def run(job: EvaluateJob) -> int:
                     *(f"{100 * v:.2f}%" if v is not None else "undefined" for v in
                       (metrics.auc_anomalous, metrics.video_auc_mean, metrics.video_auc_median)),
                     metrics.num_video_auc_undefined)
-    return 0
+    return Evaluated(0, {vid: t.frame_labels for vid, t in truth.videos.items()})

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from claws.extract.distributed import init_rank, rank_device, shutdown
     from claws.extract.engine import default_batch_size
     from claws.extract.job import JobConfig, existing_stats, run_job
-    from claws.pipeline.checkpoint import stats_from
+    from claws.pipeline.training.checkpoint import stats_from
     from claws.pipeline.lock import folder_lock
 
     try:

@@ -72,16 +72,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws score`; 0 when every video was scored, 1 otherwise, 2 on bad input."""
-    from claws.pipeline.curves import RawFootage  # torch, h5py, matplotlib
-    from claws.pipeline.scoring import ScoreJob, run as score
+    from claws.pipeline.scoring.inputs import RawFootage  # torch, h5py, matplotlib
+    from claws.pipeline.scoring.files import INDEX
+    from claws.pipeline.scoring.job import ScoreJob, run as score
 
     footage = RawFootage(
         inputs=list(args.inputs), weights=args.weights, mean=args.mean, precision=args.precision,
         fps=args.fps, device=args.device, workers=args.workers, progress=not args.no_progress,
     ) if args.inputs else None
-    return score(ScoreJob(
+    code = score(ScoreJob(
         run=args.run, out=args.out, footage=footage, shards=args.shards, split=args.split,
         threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
-        window=args.window, overwrite=args.overwrite, review=args.review,
-        progress=not args.no_progress,
+        window=args.window, overwrite=args.overwrite, progress=not args.no_progress,
     ))
+    index = args.out / INDEX
+    if args.review and code != 2 and index.is_file() and index.read_text().strip():
+        from claws.pipeline.review.site import write_review  # PyAV for previews
+
+        write_review(args.out, progress=not args.no_progress)
+    return code

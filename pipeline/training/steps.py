@@ -17,9 +17,9 @@ from claws.model.inference import clip_scores
 from claws.model.kmeans import batched_kmeans
 from claws.model.losses import LossOutput, WindowClusters, claws_losses, unit_rows
 from claws.model.mil import MilNet, mil_ranking_losses
-from claws.pipeline.config import TrainConfig
+from claws.pipeline.training.config import TrainConfig
 from claws.pipeline.metrics import roc_auc
-from claws.pipeline.training_data import VideoSet
+from claws.pipeline.training.data import VideoSet
 
 REPRESENTATION_CHUNK = 1024  # windows per no-grad forward when computing the representation
 

@@ -1,7 +1,7 @@
-"""The `claws score` job: score shard videos (or raw input, extracted by claws.pipeline.curves)
+"""The `claws score` job: score shard videos (or raw input, extracted by claws.pipeline.scoring.inputs)
 with a checkpoint and write each video's curve, events and plot into a scores folder
-(claws.pipeline.curve_files). What the command accepts and writes is described in
-claws.pipeline.score, its command line, which hands this job a `ScoreJob`.
+(claws.pipeline.scoring.files). What the command accepts and writes is described in
+claws.pipeline.commands.score, its command line, which hands this job a `ScoreJob`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from tqdm import tqdm
 from claws.data.atomic import write_jsonl
 from claws.data.shards import ShardError, ShardSet, VideoInfo
 from claws.extract.c3d_weights import file_sha256
-from claws.pipeline.checkpoint import Checkpoint, load_checkpoint
-from claws.pipeline.events import find_events
+from claws.pipeline.training.checkpoint import Checkpoint, load_checkpoint
+from claws.pipeline.scoring.events import find_events
 from claws.pipeline.lock import LOCK_NAME, folder_lock
-from claws.pipeline.curve_files import (
-    FAILURES, INDEX, is_complete, other_settings, remove_outputs, video_output_files, write_index,
+from claws.pipeline.scoring.files import (
+    FAILURES, INDEX, REVIEW_DIR, is_complete, other_settings, remove_outputs, video_output_files, write_index,
     write_video_outputs,
 )
-from claws.pipeline.curves import (
-    FeatureMismatch, RawFootage, check_feature_dim, checkpoint_window, score_shard_video,
+from claws.pipeline.scoring.curve import (
+    FeatureMismatch, check_feature_dim, checkpoint_window, score_shard_video,
 )
+from claws.pipeline.scoring.inputs import RawFootage, extract_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +46,12 @@ class ScoreJob:
     merge_gap: float = 1.0  # events closer than this are merged, seconds
     window: int | None = None  # clips per scoring window; None: the training run's
     overwrite: bool = False  # rescore finished videos, remove those of other settings
-    review: bool = False  # also write the review page
     progress: bool = True
 
 
 def score_outputs(out: Path) -> list[Path]:
     """What `claws score` writes: `out` itself and, for a run whose input folder is `out`, each
     thing it writes there (never read as input: claws.data.footage.folder_items)."""
-    from claws.pipeline.review_site import REVIEW_DIR
-
     return [out, out / FEATURES_DIR, out / REVIEW_DIR, out / INDEX, out / FAILURES,
             out / LOCK_NAME, *video_output_files(out)]
 
@@ -177,8 +175,6 @@ def _score_locked(ckpt: Checkpoint, job: ScoreJob) -> int:
             check_feature_dim(ckpt, shards.feature_dim, str(job.shards))
             videos, failures = select_videos(shards, job.split), []
         else:
-            from claws.pipeline.curves import extract_inputs
-
             shards, videos, failures = extract_inputs(ckpt, job.footage, out / FEATURES_DIR,
                                                       exclude=score_outputs(out))
     except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
@@ -192,8 +188,4 @@ def _score_locked(ckpt: Checkpoint, job: ScoreJob) -> int:
     logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
                 "videos", scored, kept, len(failures),
                 f" (see {out / FAILURES})" if failures else "", index, finished)
-    if job.review and finished:
-        from claws.pipeline.review_site import write_review  # PyAV for previews
-
-        write_review(out, progress=job.progress)
     return 1 if failures else 0

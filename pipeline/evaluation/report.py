@@ -28,7 +28,7 @@ from claws.data.annotations import GroundTruth
 from claws.data.atomic import write_json, write_text
 from claws.data.videos import file_stem
 from claws.pipeline.metrics import FrameMetrics, thin_curve
-from claws.pipeline.plots import plot_curve_truth, plot_roc, plot_video_auc, read_reference_roc
+from claws.pipeline.evaluation.plots import plot_curve_truth, plot_roc, plot_video_auc, read_reference_roc
 
 UNDEFINED = "undefined"  # a figure that does not exist for these videos, never 0 or NaN
 

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws review`; 0 on success, 2 when SCORES is not a scores folder."""
-    from claws.pipeline.review_site import write_review  # numpy, PyAV
+    from claws.pipeline.review.site import write_review  # numpy, PyAV
 
     page = write_review(args.scores, previews=not args.no_previews, progress=not args.no_progress)
     print(f"review page: {page}")

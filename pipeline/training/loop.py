@@ -8,11 +8,11 @@ RNG, epoch position, the epoch's clusters, the metrics accumulator) is in every 
 all other randomness is a function of (seed, epoch) or (seed, step), so `--resume` after a kill
 reproduces the uninterrupted run exactly on the same device (on CUDA under deterministic
 algorithms: `deterministic_cuda`). A resume checks that the shards hold the data the checkpoint
-was trained on (claws.pipeline.training_data.data_record) and refuses other data unless asked
+was trained on (claws.pipeline.training.data.data_record) and refuses other data unless asked
 (`other_data`), which then goes on from a new epoch and is recorded in every later checkpoint
 ("resumed_on_other_data") and in metrics.jsonl. SIGINT or SIGTERM ends the step in flight and
 saves last.pt before the run stops (`Trainer.fit`), so nothing since the last checkpoint is lost.
-The command line is claws.pipeline.train.
+The command line is claws.pipeline.commands.train.
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ import torch
 from tqdm import tqdm
 
 from claws.model.windows import derived_seed, window_order
-from claws.pipeline.checkpoint import (
+from claws.pipeline.training.checkpoint import (
     Checkpoint, build_model, intact_checkpoints, load_checkpoint, save_checkpoint,
 )
-from claws.pipeline.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
+from claws.pipeline.training.config import RESUME_OVERRIDABLE, TrainConfig, load_config, save_yaml
 from claws.pipeline.interrupt import Pending, deferred_interrupts
 from claws.pipeline.lock import folder_lock
-from claws.pipeline.run_dir import RunDir
-from claws.pipeline.training_steps import (
+from claws.pipeline.training.run_dir import RunDir
+from claws.pipeline.training.steps import (
     EpochClusters, claws_step, clip_representation, cluster_state, epoch_clusters, mil_step, validate,
 )
-from claws.pipeline.training_data import TrainingData, data_changes, load_training_data
+from claws.pipeline.training.data import TrainingData, data_changes, load_training_data
 
 log = logging.getLogger(__name__)
 

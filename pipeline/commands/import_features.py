@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     bad input."""
     # numpy, h5py, torch: imported when the command runs, not for the parser
     from claws.extract.import_job import ImportConfig, run_import
-    from claws.pipeline.checkpoint import stats_from
+    from claws.pipeline.training.checkpoint import stats_from
     from claws.pipeline.lock import folder_lock
 
     try:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from claws.pipeline.events import find_events
-from claws.pipeline.curve_files import write_index, write_video_outputs
-from claws.pipeline.curves import ScoredVideo
+from claws.pipeline.scoring.events import find_events
+from claws.pipeline.scoring.files import write_index, write_video_outputs
+from claws.pipeline.scoring.curve import ScoredVideo
 
-# The run fields of a real scores folder (claws.pipeline.scoring._run_fields), marked as fake.
+# The run fields of a real scores folder (claws.pipeline.scoring.job._run_fields), marked as fake.
 FAKE_RUN = {"checkpoint": "runs/fake/checkpoints/last.pt", "checkpoint_sha256": "0" * 64,
             "checkpoint_step": 0, "weights_sha256": "", "window": 64, "threshold": 0.5,
             "min_duration_s": 0.5, "merge_gap_s": 0.5}

@@ -5,13 +5,13 @@ the ground truth). It works from the file system, offline: no server, no network
 third-party code. Layout of `review/`:
 
     index.html        the page (triage table; `#video=ID` opens a video's view)
-    review.js, .css   the page's code and style (package data: claws/pipeline/review_assets/)
+    review.js, .css   the page's code and style (package data: claws/pipeline/review/assets/)
     summaries.js      every video's summary and a SPARKLINE_POINTS-point sparkline: all the triage
                       table loads, so a folder of hundreds of videos opens at once
     curves/STEM.js    one video's per-frame curve, events, ground truth and footage URL, loaded by a
                       <script> tag when the video is opened (fetch() of local files is blocked on
                       file://, a script is not)
-    previews/STEM.mp4 H.264 previews of sources a browser cannot play (claws.pipeline.review_video)
+    previews/STEM.mp4 H.264 previews of sources a browser cannot play (claws.pipeline.review.video)
 
 Every file is written atomically; curves and summaries are rewritten on each run (cheap), previews
 are kept. Shapes: N frames of a video, S sparkline points.
@@ -30,15 +30,14 @@ from tqdm import tqdm
 
 from claws.data.atomic import write_text
 from claws.data.videos import file_stem
-from claws.pipeline.events import above_threshold_runs
+from claws.pipeline.scoring.events import above_threshold_runs
 from claws.pipeline.metrics import video_auc
-from claws.pipeline.review_video import footage
-from claws.pipeline.curve_files import EVENTS_SUFFIX, read_curves
+from claws.pipeline.review.video import footage
+from claws.pipeline.scoring.files import EVENTS_SUFFIX, REVIEW_DIR, read_curves
 
 logger = logging.getLogger(__name__)
 
-REVIEW_DIR = "review"
-ASSETS = ("review.js", "review.css")  # in claws.pipeline/review_assets/
+ASSETS = ("review.js", "review.css")  # in claws/pipeline/review/assets/
 SPARKLINE_POINTS = 80
 # Run fields shown at the top of the page (the same ones every other output carries).
 RUN_FIELDS = ("checkpoint", "checkpoint_step", "threshold", "min_duration_s", "merge_gap_s", "window")
@@ -64,7 +63,7 @@ PAGE = """<!DOCTYPE html>
 
 def asset_text(name: str) -> str:
     """The text of one of the page's static files (package data, found in an installed package too)."""
-    return resources.files("claws.pipeline").joinpath("review_assets", name).read_text("utf-8")
+    return resources.files("claws.pipeline.review").joinpath("assets", name).read_text("utf-8")
 
 
 def sparkline(frame_scores: np.ndarray, points: int = SPARKLINE_POINTS) -> list[float]:

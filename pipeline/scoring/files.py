@@ -34,15 +34,16 @@ import numpy as np
 
 from claws.data.atomic import atomic_path, save_npy, write_json, write_jsonl
 from claws.data.videos import file_stem
-from claws.pipeline.events import Event
-from claws.pipeline.plots import plot_curve_events
-from claws.pipeline.curves import ScoredVideo
+from claws.pipeline.scoring.events import Event
+from claws.pipeline.scoring.plots import plot_curve_events
+from claws.pipeline.scoring.curve import ScoredVideo
 
 logger = logging.getLogger(__name__)
 
 INDEX = "index.jsonl"
 FAILURES = "failures.jsonl"
 EVENTS_SUFFIX = ".events.json"
+REVIEW_DIR = "review"  # the review page of the folder (claws.pipeline.review.site writes it)
 OUTPUT_SUFFIXES = (".npy", ".csv", ".png", EVENTS_SUFFIX)
 # The run fields that decide a video's outputs: the checkpoint by content (not by path: a moved
 # run folder is the same checkpoint), the scoring window and the event settings.

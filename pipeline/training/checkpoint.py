@@ -53,7 +53,7 @@ class Checkpoint:
     model: nn.Module
     model_name: str  # "claws" or "mil"
     model_args: dict  # constructor keywords of the model class
-    config: dict  # the training config (pipeline/config.py TrainConfig as a dict)
+    config: dict  # the training config (pipeline/training/config.py TrainConfig as a dict)
     norm_stats: NormStats  # normalization of the training shards; apply it to new footage
     feature_meta: dict  # feature_dim, clip_len, extractor (incl. weights_sha256, random), shards
     step: int  # optimizer steps taken

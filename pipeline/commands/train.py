@@ -1,7 +1,7 @@
-"""`claws train`: the command line of the training loop (claws.pipeline.training).
+"""`claws train`: the command line of the training loop (claws.pipeline.training.loop).
 
 One `--key value` flag per TrainConfig field, documented by the field's comment in
-pipeline/config.py. Building the parser imports no torch; the loop is imported when it runs.
+pipeline/training/config.py. Building the parser imports no torch; the loop is imported when it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from claws.pipeline.config import (
+from claws.pipeline.training.config import (
     CHOICES, PRESETS, RANGES, RESUME_OVERRIDABLE, TrainConfig, field_help, field_types, load_config,
     option_type,
 )
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --resume: continue even though the shards differ from those "
                         "the run was trained on (videos changed, added or removed, other "
                         "statistics); logged loudly and recorded in the run")
-    keys = parser.add_argument_group("config keys (pipeline/config.py TrainConfig)")
+    keys = parser.add_argument_group("config keys (pipeline/training/config.py TrainConfig)")
     defaults, meanings = TrainConfig(), field_help()
     for key, kind in field_types().items():
         default = getattr(defaults, key)
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise argparse.ArgumentError(
             None, "--shards DIR is required (a folder of feature shards), unless --config YAML sets "
             "shards or --resume continues a run")
-    from claws.pipeline.run_dir import RunDir  # these import torch
-    from claws.pipeline.training import resume_config, train
+    from claws.pipeline.training.run_dir import RunDir  # these import torch
+    from claws.pipeline.training.loop import resume_config, train
 
     overrides = {
         key[4:]: value for key, value in vars(args).items()
