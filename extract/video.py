@@ -297,6 +297,24 @@ def _rgb_chunks(
         yield np.stack(batch)
 
 
+def frame_chunks(frames: Iterator, chunk_frames: int, name: str) -> Iterator[np.ndarray]:
+    """RGB chunks of PyAV frames decoded elsewhere (a live stream), made exactly as a video file's:
+    the first frame's size and display matrix hold for all; stops at a decode error.
+
+    Args:
+        frames: decoded PyAV video frames, in order.
+        chunk_frames: frames per chunk (the last may hold fewer).
+        name: the source, named in warnings.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    where = Path(name)
+    yield from _rgb_chunks(itertools.chain([first], frames), chunk_frames, where,
+                           _frame_orientation(first, where))
+
+
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0][:200] if text else type(err).__name__

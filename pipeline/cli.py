@@ -27,7 +27,7 @@ from claws.pipeline.options import Range
 
 # Sub-command modules under claws.pipeline.commands, in the order `claws --help` lists them.
 COMMANDS: tuple[str, ...] = (
-    "extract", "import_features", "shards", "train", "score", "evaluate", "review",
+    "extract", "import_features", "shards", "train", "score", "watch", "evaluate", "review",
     "demo",
 )
 

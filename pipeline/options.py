@@ -1,10 +1,11 @@
 """Command-line options that several commands share (light: the standard library only).
 
-`claws extract`, `claws import-features` and `claws score` take the same dataset lists, shard
-output options and C3D precisions; they are defined once here. So is the range of every numeric
-option (`Range`, made by `number` and `integer`): it is the option's argparse `type`, so a value
-out of range is a usage error naming the option (exit 2) before any work, `claws COMMAND --help`
-shows it (cli.HelpFormatter), and the training config checks its YAML values with the same ranges.
+`claws extract`, `claws import-features`, `claws score` and `claws watch` take the same dataset
+lists, shard output options, C3D options and event rule; they are defined once here. So is the
+range of every numeric option (`Range`, made by `number` and `integer`): it is the option's argparse
+`type`, so a value out of range is a usage error naming the option (exit 2) before any work,
+`claws COMMAND --help` shows it (cli.HelpFormatter), and the training config checks its YAML values
+with the same ranges.
 """
 
 from __future__ import annotations
@@ -145,3 +146,27 @@ def add_list_options(ucf: argparse.ArgumentParser, sht: argparse.ArgumentParser)
     sht.add_argument("--train-list", metavar="FILE", type=Path,
                      help="SH_Train.txt (the training videos)")
     sht.add_argument("--test-list", metavar="FILE", type=Path, help="SH_Test.txt (the test videos)")
+
+
+def add_c3d_options(group: argparse._ArgumentGroup) -> None:
+    """C3D weights, mean cube and precision of commands that score raw footage (score, watch)."""
+    group.add_argument("--weights", metavar="FILE",
+                       help="C3D weights (c3d.pickle, Keras .h5, or 'random' for a test run); "
+                       "default: the path recorded in the checkpoint")
+    group.add_argument("--mean", metavar="FILE", type=Path,
+                       help="C3D mean cube (.npy[.bz2] or .binaryproto); default: the checkpoint's")
+    group.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="C3D arithmetic; default: the training features'")
+
+
+def add_event_options(p: argparse.ArgumentParser) -> None:
+    """The event rule and the scoring window (score, watch)."""
+    events = p.add_argument_group("events and windows")
+    events.add_argument("--threshold", metavar="SCORE", type=SCORE, default=0.5,
+                        help="a frame whose score reaches this is anomalous")
+    events.add_argument("--min-duration", metavar="SECONDS", type=SECONDS, default=1.0,
+                        help="shortest event")
+    events.add_argument("--merge-gap", metavar="SECONDS", type=SECONDS, default=1.0,
+                        help="events closer than this are merged")
+    events.add_argument("--window", metavar="CLIPS", type=WINDOW, default=None,
+                        help="clips per scoring window; default: the training run's")

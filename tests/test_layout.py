@@ -3,9 +3,9 @@ apart from library code, library code takes typed arguments, and every module ha
 
 Layers, bottom to top: data/ (numpy and h5py only), model/ (torch), extract/ (data/, torch and
 the decoders), pipeline/ (everything). Inside pipeline/, one folder per job, bottom to top:
-training/ < scoring/ < evaluation/ < review/; a job folder imports the shared modules at the
-top of pipeline/ (lock, interrupt, options, metrics) and job folders below it, never one above.
-The verbs live in pipeline/commands/ (listed in claws.pipeline.cli.COMMANDS): the dispatcher
+training/ < scoring/ < watching/ < evaluation/ < review/; a job folder imports the shared modules
+at the top of pipeline/ (lock, interrupt, options, metrics) and job folders below it, never one
+above. The verbs live in pipeline/commands/ (listed in claws.pipeline.cli.COMMANDS): the dispatcher
 imports them, library modules never do, and no command imports another. The scoring job reads one
 way: job -> inputs -> curve -> events/files.
 
@@ -33,7 +33,7 @@ ALLOWED = {"data": {"data"}, "model": {"model"}, "extract": {"data", "extract"},
            "pipeline": {"data", "extract", "model", "pipeline"}}
 DATA_THIRD_PARTY = {"numpy", "h5py"}
 # Job folders of pipeline/, bottom to top: each may import those before it, never those after.
-JOB_ROOMS = ("training", "scoring", "evaluation", "review")
+JOB_ROOMS = ("training", "scoring", "watching", "evaluation", "review")
 # Modules at the top of pipeline/ that every job shares; they import no job folder and no command.
 SHARED = ("lock", "interrupt", "options", "metrics")
 # Inside scoring/: who may import whom (the job calls each step once per video, one way down).
@@ -63,11 +63,15 @@ COVERED_BY = {
     "pipeline/evaluation/report.py": ["tests/pipeline/test_evaluation.py"],
     "pipeline/review/site.py": ["tests/pipeline/test_review_site.py"],
     "pipeline/review/video.py": ["tests/pipeline/test_review_site.py"],
+    "pipeline/watching/job.py": ["tests/pipeline/test_watch.py"],
+    "pipeline/watching/source.py": ["tests/pipeline/test_watch.py"],
+    "pipeline/watching/stretch.py": ["tests/pipeline/test_watch.py"],
     # commands: their parsers in test_cli.py, their runs through the CLI in the job's tests
     "pipeline/commands/score.py": ["tests/pipeline/test_cli.py", "tests/pipeline/test_scoring.py"],
     "pipeline/commands/evaluate.py": ["tests/pipeline/test_cli.py",
                                       "tests/pipeline/test_evaluation.py"],
     "pipeline/commands/review.py": ["tests/pipeline/test_review_site.py"],
+    "pipeline/commands/watch.py": ["tests/pipeline/test_cli.py", "tests/pipeline/test_watch.py"],
     "pipeline/commands/shards.py": ["tests/pipeline/test_cli.py", "tests/pipeline/test_extract.py"],
     "pipeline/commands/train.py": ["tests/pipeline/test_cli.py", "tests/pipeline/test_training.py"],
 }

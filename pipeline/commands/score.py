@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from claws.extract.cpu_share import default_workers
-from claws.pipeline.options import FPS, PRECISIONS, SCORE, SECONDS, WINDOW, WORKERS
+from claws.pipeline.options import FPS, WORKERS, add_c3d_options, add_event_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,28 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("train", "test"), default=None,
                    help="with --shards: only videos of this split; default: all")
     raw = p.add_argument_group("raw input (videos and frame folders)")
-    raw.add_argument("--weights", metavar="FILE",
-                     help="C3D weights (c3d.pickle, Keras .h5, or 'random' for a test run); "
-                     "default: the path recorded in the checkpoint")
-    raw.add_argument("--mean", metavar="FILE", type=Path,
-                     help="C3D mean cube (.npy[.bz2] or .binaryproto); default: the checkpoint's")
-    raw.add_argument("--precision", choices=PRECISIONS, default=None,
-                     help="C3D arithmetic; default: the training features'")
+    add_c3d_options(raw)
     raw.add_argument("--fps", metavar="FPS", type=FPS, default=0.0,
                      help="frame rate of frame folders, which carry none (0: the decoder's default)")
     raw.add_argument("--device", metavar="DEVICE", default="cpu",
                      help="device of C3D: cpu, cuda or cuda:N")
     raw.add_argument("--workers", metavar="N", type=WORKERS, default=default_workers(),
                      help="decoding worker processes (the CPUs less one)")
-    events = p.add_argument_group("events and windows")
-    events.add_argument("--threshold", metavar="SCORE", type=SCORE, default=0.5,
-                        help="a frame whose score reaches this is anomalous")
-    events.add_argument("--min-duration", metavar="SECONDS", type=SECONDS, default=1.0,
-                        help="shortest event")
-    events.add_argument("--merge-gap", metavar="SECONDS", type=SECONDS, default=1.0,
-                        help="events closer than this are merged")
-    events.add_argument("--window", metavar="CLIPS", type=WINDOW, default=None,
-                        help="clips per scoring window; default: the training run's")
+    add_event_options(p)
     p.add_argument("--overwrite", action="store_true",
                    help="rescore finished videos; outputs in --out of videos scored with other "
                    "settings that this run does not rescore are removed (never mixed)")

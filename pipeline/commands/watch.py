@@ -1,0 +1,70 @@
+"""`claws watch`: live anomaly scores and events for streams (cameras, network feeds, files).
+
+A SOURCE is anything FFmpeg opens through PyAV: tcp://, udp://, http(s)://, rtsp://, a file. Each
+stream is decoded into 16-frame clips as frames arrive, passed through C3D (one network for all
+streams, their clips batched together), normalized with the CHECKPOINT's statistics and scored
+with the training run's windows of b clips, counted from the first clip of each uninterrupted
+stretch. A clip gets a provisional score at once, from its still-open window filled as offline
+scoring fills a video's last window (so it is what `claws score` would give were the stream to end
+now); when the window holds b clips, or the stretch ends, the scores are final: a stretch's final
+curve is what `claws score` gives for its recording (--record). Each stream writes OUT/<name>/:
+clips.jsonl (provisional and final clip scores), events.jsonl (events opened, changed, withdrawn,
+confirmed, interrupted by a drop, stopped), stream.jsonl (opened, stream lost with the gap's start
+and end, stretch ended, finished or failed), stretch-<n>.npy (a stretch's final frame curve) and
+with --record stretch-<n>.ts (its packets remuxed, no re-encode). Every line is flushed as it is
+written and never rewritten; a rerun into the same OUT appends. Each event change is also one line
+on stdout. A lost network stream is reopened (backoff 0.5 s doubling to 5 s) for --reconnect
+seconds; no clip spans the gap: a new stretch starts. SIGINT/SIGTERM end every stretch in
+progress (its events "stopped") and exit 0. A source that never opens is an error for that
+stream; the others go on and the exit code is 1. MIL runs are refused (MIL scores the 32 segments
+of a whole video; a stream has no end). One job at a time per --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from claws.pipeline.options import SECONDS, add_c3d_options, add_event_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `watch` sub-command."""
+    p = subparsers.add_parser(
+        "watch", help="live anomaly scores and events for streams as frames arrive",
+        description=__doc__,
+    )
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="streams or files: tcp://, udp://, http(s)://, rtsp://, a path")
+    p.add_argument("--run", metavar="RUN", type=Path, required=True,
+                   help="training run directory (its latest checkpoint) or a checkpoint file")
+    p.add_argument("--out", metavar="DIR", type=Path, required=True,
+                   help="folder with one folder per stream")
+    p.add_argument("--name", metavar="NAME", action="append", default=None,
+                   help="the stream's folder name, once per SOURCE in order; default: made from "
+                   "the source")
+    p.add_argument("--record", action="store_true",
+                   help="remux each stretch of each stream into OUT/<name>/stretch-<n>.ts")
+    p.add_argument("--reconnect", metavar="SECONDS", type=SECONDS, default=30.0,
+                   help="how long a lost network stream, or one that does not open, is retried")
+    p.add_argument("--timeout", metavar="SECONDS", type=SECONDS, default=10.0,
+                   help="a read waiting longer loses the stream (0: FFmpeg's default)")
+    c3d = p.add_argument_group("C3D")
+    add_c3d_options(c3d)
+    c3d.add_argument("--device", metavar="DEVICE", default="cpu",
+                     help="device of C3D and the model: cpu, cuda or cuda:N")
+    add_event_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `claws watch`; 0 when every source opened (also when stopped by a signal), 1 when one
+    never did, 2 on bad input."""
+    from claws.pipeline.watching.job import WatchJob, run as watch  # torch, PyAV
+
+    return watch(WatchJob(
+        sources=list(args.sources), run=args.run, out=args.out, names=args.name,
+        weights=args.weights, mean=args.mean, precision=args.precision, device=args.device,
+        threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
+        window=args.window, record=args.record, reconnect=args.reconnect, timeout=args.timeout,
+    ), emit=lambda line: print(line, flush=True))

@@ -1,0 +1,283 @@
+"""The `claws watch` job: live sources read by one thread each, their clips batched together
+through one C3D network, each stretch scored as it grows (claws.pipeline.watching.stretch), and
+every record written to the stream's folder as it happens.
+
+Each stream gets `<out>/<name>/` with JSON-lines files, each line flushed when written and never
+rewritten: `clips.jsonl` (every clip's provisional score when it arrives, its final score when its
+window closes), `events.jsonl` (every change of an event), `stream.jsonl` (the stream opened, lost
+with the gap's start and end, ended, failed); and per stretch `stretch-<n>.npy` (its final frame
+curve, written when it ends) and, with `record`, `stretch-<n>.ts` (its packets, remuxed). A restart
+into the same folder appends: stretches are numbered after those already there.
+
+SIGINT and SIGTERM end the job cleanly: each stretch in progress is ended with its clips scored
+so far (its events closed as "stopped"), and the job returns 0. A source that never opens is an
+error for that stream alone; the others go on and the job returns 1 at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+import torch
+
+from claws.data.atomic import save_npy
+from claws.extract.batches import ClipChunk, NetworkBatches, read_parts
+from claws.model.mil import MilNet
+from claws.pipeline.lock import folder_lock
+from claws.pipeline.scoring.curve import checkpoint_window, check_features
+from claws.pipeline.scoring.inputs import RawFootage, extraction_settings
+from claws.pipeline.training.checkpoint import Checkpoint, load_checkpoint
+from claws.pipeline.watching.source import (
+    RECORD_PREFIX, Clip, Reader, Source, StreamDone, StretchEnd, StretchStart, is_file,
+)
+from claws.pipeline.watching.stretch import Stretch
+
+logger = logging.getLogger(__name__)
+
+QUEUE_CLIPS = 64  # clips waiting between the readers and the network, all streams together
+STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted"}
+
+
+@dataclass(frozen=True)
+class WatchJob:
+    """What `claws watch` was asked to do (its options, typed)."""
+
+    sources: list[str]  # URLs or files
+    run: Path  # training run folder or checkpoint file
+    out: Path  # one folder per stream inside
+    names: list[str] | None = None  # stream names; None: made from the sources
+    weights: str | None = None  # C3D weights or "random"; None: the training features'
+    mean: Path | None = None
+    precision: str | None = None
+    device: str = "cpu"
+    threshold: float = 0.5
+    min_duration: float = 1.0
+    merge_gap: float = 1.0
+    window: int | None = None  # clips per window; None: the training run's
+    record: bool = False  # remux each stretch into stretch-<n>.ts
+    reconnect: float = 30.0  # seconds a lost (or never opened) source is retried
+    timeout: float = 10.0  # seconds a read may wait before the stream counts as lost
+
+
+def stream_name(url: str) -> str:
+    """A folder name for a source: a file's stem, else host, port and path, safe characters only."""
+    text = Path(url).stem if is_file(url) else url.split("://", 1)[1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "stream"
+
+
+def stream_names(sources: list[str], names: list[str] | None) -> list[str]:
+    """One unique name per source (given ones kept; made ones numbered when they collide)."""
+    if names is not None:
+        if len(names) != len(sources) or len(set(names)) != len(names):
+            raise ValueError(f"--name gives {len(names)} names for {len(sources)} sources; give one "
+                             "distinct name per source")
+        return names
+    made: list[str] = []
+    for url in sources:
+        base, n = stream_name(url), 1
+        name = base
+        while name in made:
+            n += 1
+            name = f"{base}-{n}"
+        made.append(name)
+    return made
+
+
+def next_stretch(folder: Path) -> int:
+    """The number of the next stretch in a stream's folder (after those of earlier runs)."""
+    pattern = re.compile(rf"^{RECORD_PREFIX}(\d+)\.")
+    used = [int(m.group(1)) for p in folder.glob(f"{RECORD_PREFIX}*") if (m := pattern.match(p.name))]
+    if (folder / "stream.jsonl").is_file():
+        records = [json.loads(line) for line in (folder / "stream.jsonl").read_text().splitlines()
+                   if line.strip()]
+        used += [int(r["stretch"]) for r in records if "stretch" in r]
+    return max(used, default=0) + 1
+
+
+class Lines:
+    """The JSON-lines files of all streams, opened for appending; each line flushed."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.files = out, {}
+
+    def write(self, stream: str, name: str, record: dict) -> None:
+        key = (stream, name)
+        if key not in self.files:
+            self.files[key] = (self.out / stream / name).open("a", encoding="utf-8")
+        handle: TextIO = self.files[key]
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            handle.close()
+
+
+def run(job: WatchJob, emit: Callable[[str], None]) -> int:
+    """Run `claws watch`; `emit` gets one line per event change. Returns 0 when every source
+    opened (also after SIGINT or SIGTERM), 1 when one never did, 2 on bad input."""
+    ckpt = load_checkpoint(job.run)
+    if isinstance(ckpt.model, MilNet):
+        raise ValueError(f"{job.run} is a MIL checkpoint: MIL scores the 32 segments of a whole "
+                         "video, and a live stream has no end to cut into segments; watch with a "
+                         "CLAWS Net run")
+    names = stream_names(job.sources, job.names)
+    footage = RawFootage(inputs=[], weights=job.weights, mean=job.mean, precision=job.precision,
+                         device=job.device)
+    settings = extraction_settings(ckpt, footage)
+    from claws.extract.c3d import build_extractor
+    from claws.extract.engine import default_batch_size
+
+    built = build_extractor(settings.weights, device=job.device, precision=settings.precision,
+                            seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
+    check_features(ckpt, settings.feature_dim, built.identity, f"C3D weights {settings.weights}")
+    batches = NetworkBatches(built.network, default_batch_size(job.device), torch.device(job.device))
+    with folder_lock(job.out, "claws watch"):
+        sources = []
+        for name, url in zip(names, job.sources):
+            (job.out / name).mkdir(parents=True, exist_ok=True)
+            sources.append(Source(name, url, job.out / name, next_stretch(job.out / name)))
+        return _watch(job, ckpt, sources, built.preprocess, batches, emit)
+
+
+def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, batches,
+           emit: Callable[[str], None]) -> int:
+    """Read every source, score, write; the rest of `run` with the folder locked."""
+    items: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
+    stop = threading.Event()
+    lines = Lines(job.out)
+    watcher = _Watcher(job, ckpt, lines, batches, emit)
+    readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout)
+               for s in sources]
+    for reader in readers:
+        reader.start()
+    try:
+        while watcher.finished < len(sources):
+            watcher.handle(_take(items, batches.batch_size))
+    except KeyboardInterrupt:
+        stop.set()
+        watcher.stop_all()
+        logger.info("stopped: %d stretches ended as 'stopped'; everything written is in %s",
+                    watcher.stopped, job.out)
+        return 0
+    finally:
+        stop.set()
+        lines.close()
+    return 1 if watcher.failed else 0
+
+
+def _take(items: queue.Queue, most: int) -> list:
+    """At least one item (waiting for it), then up to `most` clips more that are already there."""
+    taken = [items.get()]
+    while sum(isinstance(i, Clip) for i in taken) < most:
+        try:
+            taken.append(items.get_nowait())
+        except queue.Empty:
+            break
+    return taken
+
+
+class _Watcher:
+    """The job's state: the stretch in progress of every stream, and the streams finished."""
+
+    def __init__(self, job: WatchJob, ckpt: Checkpoint, lines: Lines, batches: NetworkBatches,
+                 emit: Callable[[str], None]) -> None:
+        self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
+        self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
+        self.stretches: dict[str, Stretch] = {}
+        self.failed: dict[str, str] = {}
+        self.finished = 0  # streams finished for good
+        self.stopped = 0
+
+    def handle(self, taken: list) -> None:
+        """Score the clips (one network batch), then act on the other items in order."""
+        clips = [i for i in taken if isinstance(i, Clip)]
+        features = self._features(clips) if clips else []
+        scored = iter(zip(clips, features))
+        for item in taken:
+            if isinstance(item, Clip):
+                clip, raw = next(scored)
+                self.stretches[clip.stream].add(raw, clip.frames, clip.wall)
+            elif isinstance(item, StretchStart):
+                self._start(item)
+            elif isinstance(item, StretchEnd):
+                self._end(item.stream, item.wall, STATUS_OF_END[item.reason])
+            elif isinstance(item, StreamDone):
+                self._done(item)
+
+    def _features(self, clips: list[Clip]) -> list[np.ndarray]:
+        pieces = [ClipChunk(f"{c.stream}/{c.stretch}", c.index, c.crops[None]) for c in clips]
+        parts = [part for _, part in self.batches.run(pieces)]
+        features, bad = read_parts(parts)
+        if bad:
+            raise ValueError(f"C3D gave non-finite features for {bad} of {len(clips)} clips")
+        return list(features.numpy())
+
+    def write(self, stream: str, name: str, record: dict) -> None:
+        self.lines.write(stream, name, record)
+        if name == "events.jsonl":
+            self.emit(event_line(record))
+
+    def _start(self, item: StretchStart) -> None:
+        if item.lost_at is not None:
+            self.write(item.stream, "stream.jsonl", {
+                "stream": item.stream, "record": "stream lost", "from": item.lost_at,
+                "to": item.wall, "gap_s": round(item.wall - item.lost_at, 3),
+                "after_stretch": item.stretch - 1})
+        self.write(item.stream, "stream.jsonl", {
+            "stream": item.stream, "record": "opened", "stretch": item.stretch, "fps": item.fps,
+            "wall": item.wall, "recording": item.recording})
+        self.stretches[item.stream] = Stretch(
+            item.stream, item.stretch, item.fps, self.ckpt, self.window,
+            lambda name, record, s=item.stream: self.write(s, name, record),
+            (self.job.threshold, self.job.min_duration, self.job.merge_gap))
+
+    def _end(self, stream: str, wall: float, status: str) -> None:
+        stretch = self.stretches.pop(stream, None)
+        if stretch is None:
+            return
+        record = {"stream": stream, "record": "stretch ended", "stretch": stretch.number,
+                  "status": status, "clips": len(stretch.features),
+                  "frames": stretch.num_frames, "wall": wall}
+        if stretch.features:
+            curve = stretch.end(wall, status)
+            path = save_npy(self.job.out / stream / f"{RECORD_PREFIX}{stretch.number}.npy", curve)
+            record["curve"] = path.name
+        self.write(stream, "stream.jsonl", record)
+
+    def _done(self, item: StreamDone) -> None:
+        self._end(item.stream, item.wall, "interrupted")  # a stretch its reader left open
+        self.finished += 1
+        if item.error is not None:
+            self.failed[item.stream] = item.error
+            logger.error("stream %s (%s) failed: %s", item.stream, self._url(item.stream), item.error)
+        self.write(item.stream, "stream.jsonl", {
+            "stream": item.stream, "record": "failed" if item.error else "finished",
+            "error": item.error, "wall": item.wall})
+
+    def _url(self, stream: str) -> str:
+        names = stream_names(self.job.sources, self.job.names)
+        return self.job.sources[names.index(stream)]
+
+    def stop_all(self) -> None:
+        """SIGINT or SIGTERM: end every stretch in progress, its events closed as stopped."""
+        wall = time.time()
+        for stream in list(self.stretches):
+            self._end(stream, wall, "stopped")
+            self.stopped += 1
+
+
+def event_line(record: dict) -> str:
+    """The one line printed for an event change."""
+    return (f"{record['stream']} stretch {record['stretch']} event {record['event']} "
+            f"{record['status']}: {record['start_s']:.2f}-{record['end_s']:.2f} s, peak "
+            f"{record['peak']:.3f} at frame {record['peak_frame']}")

@@ -1,0 +1,232 @@
+"""Reading one live source: open it (reopening with capped backoff), decode its frames into clips,
+record its packets, and hand everything to the job through a bounded queue.
+
+Each uninterrupted stretch of a source is one video: its frames come out exactly as a video file's
+(claws.extract.video.frame_chunks: the first frame's size and display matrix), cut into 16-frame
+clips from the stretch's first frame, the last clip padded by repeating its last frame
+(claws.data.clips), and preprocessed by the extractor's `preprocess` (claws.extract.c3d.crop_clips)
+in this reader's thread. With a recording, every packet of the video stream is remuxed, not
+re-encoded, into `stretch-<n>.ts` before it is decoded, so scoring that file offline decodes the
+same packets.
+
+A network source whose stretch ends (the sender closed, a read timed out, an error) is reopened
+with a backoff of 0.5 s doubling up to 5 s until it answers or `reconnect_s` seconds have passed
+since it was lost; a local file is read once. The queue has a fixed size: a reader waits for the
+job when it is full (the sender's socket buffers meanwhile), so memory stays bounded.
+
+Shapes: clips (16, 112, 112, 3) uint8 crops as `preprocess` makes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import numpy as np
+import torch
+
+from claws.data.clips import CLIP_LEN, pad_clip_frames
+from claws.extract.video import DEFAULT_FPS, frame_chunks
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.5
+BACKOFF_CAP_S = 5.0
+RECORD_PREFIX = "stretch-"
+
+
+class StretchStart(NamedTuple):
+    """A source opened: a new stretch begins (after a gap when `lost_at` is set)."""
+
+    stream: str
+    stretch: int  # 1, 2, ... within the stream's folder, continuing those of earlier runs
+    fps: float
+    wall: float  # when it opened (time.time())
+    lost_at: float | None  # when the previous stretch was lost (None: the first stretch)
+    recording: str | None  # file the stretch is recorded into
+
+
+class Clip(NamedTuple):
+    """One 16-frame clip of a stretch, preprocessed."""
+
+    stream: str
+    stretch: int
+    index: int  # clip k of the stretch covers its frames [16k, 16k + frames)
+    frames: int  # real frames in the clip (1..16; fewer only for the stretch's last clip)
+    crops: torch.Tensor  # (16, 112, 112, 3) uint8, as `preprocess` makes them
+    wall: float  # when its last frame was decoded
+
+
+class StretchEnd(NamedTuple):
+    """A stretch ended: every one of its clips was queued before."""
+
+    stream: str
+    stretch: int
+    num_frames: int
+    wall: float
+    reason: str  # "lost" (a network source: it will be reopened) or "ended" (a file's end)
+
+
+class StreamDone(NamedTuple):
+    """A source is finished for good: `error` says why when it never opened."""
+
+    stream: str
+    error: str | None
+    wall: float
+
+
+Item = StretchStart | Clip | StretchEnd | StreamDone
+
+
+@dataclass(frozen=True)
+class Source:
+    """One stream to watch."""
+
+    name: str  # its folder under --out
+    url: str  # anything FFmpeg opens: tcp://, udp://, http(s)://, rtsp://, a file
+    folder: Path  # where its outputs go
+    first_stretch: int = 1  # number of its first stretch (after those of an earlier run)
+
+
+def is_file(url: str) -> bool:
+    """A local file (read once to its end) rather than a network source (reopened when lost)."""
+    return "://" not in url or url.startswith("file:")
+
+
+def open_source(url: str, timeout_s: float):
+    """The opened container of a source; FFmpeg's errors propagate (av.FFmpegError)."""
+    import av
+
+    options = {"rw_timeout": str(int(timeout_s * 1e6))} if timeout_s > 0 and not is_file(url) else {}
+    container = av.open(url, options=options)
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{url}: no video stream")
+    return container
+
+
+def stream_fps(stream) -> float:
+    """The frame rate as claws.extract.video reads it (average, else guessed, else the default)."""
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    return rate if rate > 0 else DEFAULT_FPS
+
+
+def recorded_frames(container, stream, recorder: Callable | None) -> Iterator:
+    """Decoded frames of `stream`, each packet recorded (remuxed) before it is decoded."""
+    for packet in container.demux(stream):
+        frames = packet.decode()
+        if recorder is not None and packet.dts is not None:
+            recorder(packet)
+        yield from frames
+
+
+class Recorder:
+    """Remuxes a stretch's packets into an MPEG-TS file (no re-encode); `close` finishes it."""
+
+    def __init__(self, path: Path, template) -> None:
+        import av
+
+        self.path = path
+        self.container = av.open(str(path), "w", format="mpegts")
+        self.stream = self.container.add_stream_from_template(template)
+
+    def __call__(self, packet) -> None:
+        packet.stream = self.stream
+        self.container.mux(packet)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class Reader(threading.Thread):
+    """Reads one source into `items` until it is finished for good or `stop` is set.
+
+    Args:
+        source: the stream.
+        preprocess: (c, 16, H, W, 3) uint8 RGB clips to the network input.
+        items: the job's bounded queue.
+        stop: set by the job to end every reader.
+        record: remux each stretch into `stretch-<n>.ts` in the stream's folder.
+        reconnect_s: how long a lost network source is retried (and a source that never opened).
+        timeout_s: a read that waits longer than this loses the stream (0: FFmpeg's default).
+    """
+
+    def __init__(self, source: Source, preprocess: Callable[[np.ndarray], torch.Tensor],
+                 items: queue.Queue, stop: threading.Event, record: bool, reconnect_s: float,
+                 timeout_s: float) -> None:
+        super().__init__(name=f"claws-watch-{source.name}", daemon=True)
+        self.source, self.preprocess, self.items, self.stop = source, preprocess, items, stop
+        self.record, self.reconnect_s, self.timeout_s = record, reconnect_s, timeout_s
+
+    def put(self, item: Item) -> bool:
+        """Queue `item`, waiting while the queue is full; False once the job stops."""
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        try:
+            error = self._read()
+        except Exception as err:  # a fault of this stream (recording, preprocessing): it alone ends
+            logger.exception("stream %s: reading stopped", self.source.name)
+            error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        self.put(StreamDone(self.source.name, error, time.time()))
+
+    def _read(self) -> str | None:
+        """Open, read and reopen the source until it is done; the error when it never opened."""
+        url, stretch = self.source.url, self.source.first_stretch
+        lost_at: float | None = None
+        since, backoff, error = time.time(), BACKOFF_START_S, None
+        while not self.stop.is_set():
+            try:
+                container = open_source(url, self.timeout_s)
+            except Exception as err:  # any failure to open: retried, then named
+                error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+                if is_file(url) or time.time() - since >= self.reconnect_s:
+                    break
+                logger.debug("%s: cannot open (%s); retrying in %.1f s", url, error, backoff)
+                self.stop.wait(backoff)
+                backoff = min(2 * backoff, BACKOFF_CAP_S)
+                continue
+            error, backoff = None, BACKOFF_START_S
+            ended = self.read_stretch(container, stretch, lost_at)
+            stretch += 1
+            if ended or is_file(url):
+                break
+            lost_at = since = time.time()
+        opened = stretch > self.source.first_stretch
+        return None if opened else error or "stopped"
+
+    def read_stretch(self, container, stretch: int, lost_at: float | None) -> bool:
+        """Queue one stretch's clips; True when the job stopped meanwhile."""
+        stream = container.streams.video[0]
+        name = self.source.name
+        path = self.source.folder / f"{RECORD_PREFIX}{stretch}.ts" if self.record else None
+        recorder = Recorder(path, stream) if path else None
+        try:
+            if not self.put(StretchStart(name, stretch, stream_fps(stream), time.time(), lost_at,
+                                         str(path) if path else None)):
+                return True
+            num_frames = clip = 0
+            frames = recorded_frames(container, stream, recorder)
+            for chunk in frame_chunks(frames, CLIP_LEN, self.source.url):
+                num_frames += len(chunk)
+                crops = self.preprocess(pad_clip_frames(chunk)[None])[0]
+                if not self.put(Clip(name, stretch, clip, len(chunk), crops, time.time())):
+                    return True
+                clip += 1
+            reason = "ended" if is_file(self.source.url) else "lost"
+            return not self.put(StretchEnd(name, stretch, num_frames, time.time(), reason))
+        finally:
+            container.close()
+            if recorder is not None:
+                recorder.close()

@@ -1,0 +1,259 @@
+"""`claws watch` on loopback streams (claws.pipeline.watching.job, .source, .stretch): a stretch's
+final live curve equals `claws score` of its recording; a drop gives one gap and two stretches;
+SIGTERM stops cleanly; a source that never opens fails alone; MIL is refused.
+
+The streams come from tests/pipeline/stream_server.py (PyAV, MPEG-TS over TCP on 127.0.0.1) in a
+process of its own. C3D has random weights; the checkpoint is a small CLAWS Net with b = 2, so
+windows close every second clip. The live curve matches offline to 1e-5 (not bit for bit): C3D
+on the CPU rounds a clip's features differently with the number of clips in its network call.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from claws.data.shards import NormStats
+from claws.extract.synthetic import synthetic_frames, write_video
+from claws.model.claws import ClawsNet
+from claws.model.mil import MilNet
+from claws.pipeline.cli import main
+from claws.pipeline.training.checkpoint import save_checkpoint
+from claws.pipeline.watching import source
+from claws.pipeline.watching import stretch as live_stretch
+from claws.pipeline.watching.job import next_stretch, stream_names
+
+DIM = 2048
+RANDOM_C3D = {"random": True, "seed": 0, "weights_sha256": "", "feature_dim": DIM}
+SERVER = Path(__file__).with_name("stream_server.py")
+WINDOW = 2
+
+
+def _save(run: Path, model: torch.nn.Module, name: str, args: dict) -> Path:
+    rng = np.random.default_rng(0)
+    stats = NormStats(rng.random(DIM) * 0.1, 0.5 + rng.random(DIM), 2, 20, "train")
+    save_checkpoint(run / "checkpoints" / "last.pt", model=model, model_name=name, model_args=args,
+                    config={"window": WINDOW}, norm_stats=stats,
+                    feature_meta={"feature_dim": DIM, "clip_len": 16, "extractor": RANDOM_C3D},
+                    step=1, seed=0, version="test")
+    return run
+
+
+@pytest.fixture
+def live_run(tmp_path: Path) -> Path:
+    """A small CLAWS Net over random-weights C3D features (seed 0), b = 2."""
+    torch.manual_seed(0)
+    args = {"feature_dim": DIM, "hidden1": 8, "hidden2": 4}
+    return _save(tmp_path / "run", ClawsNet(**args), "claws", args)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, *args: str) -> subprocess.Popen:
+    """The stream server, once it is about to listen (`claws watch` retries until it does:
+    the tests give --reconnect 3)."""
+    server = subprocess.Popen([sys.executable, str(SERVER), str(port), *args],
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline().startswith("ready 1")
+    return server
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def watch_args(run: Path, out: Path, port: int, *extra: str) -> list[str]:
+    return ["watch", f"tcp://127.0.0.1:{port}", "--run", str(run), "--out", str(out),
+            "--name", "cam", "--weights", "random", "--timeout", "5", *extra]
+
+
+@pytest.mark.slow
+def test_a_drop_gives_two_stretches_whose_final_curves_equal_offline_scoring(
+        live_run, tmp_path, capsys):
+    port = free_port()
+    server = start_server(port, "--frames", "40", "--times", "2")  # 3 clips, then 3 more
+    out = tmp_path / "live"
+    try:
+        code = main(watch_args(live_run, out, port, "--record", "--reconnect", "3",
+                               "--threshold", "0", "--min-duration", "0"))
+    finally:
+        server.kill()
+    assert code == 0
+    cam = out / "cam"
+    records = lines(cam / "stream.jsonl")
+    gaps = [r for r in records if r["record"] == "stream lost"]
+    assert len(gaps) == 1 and gaps[0]["after_stretch"] == 1 and gaps[0]["to"] >= gaps[0]["from"]
+    ended = [r for r in records if r["record"] == "stretch ended"]
+    assert [(r["stretch"], r["clips"], r["frames"], r["status"]) for r in ended] == [
+        (1, 3, 40, "interrupted"), (2, 3, 40, "interrupted")]
+    clips = lines(cam / "clips.jsonl")
+    for number in (1, 2):
+        live = np.load(cam / f"stretch-{number}.npy")
+        assert main(["score", str(cam / f"stretch-{number}.ts"), "--run", str(live_run),
+                     "--weights", "random", "--workers", "0", "--out", str(tmp_path / "offline"),
+                     "--no-progress"]) == 0
+        offline = np.load(tmp_path / "offline" / f"stretch-{number}.npy")
+        assert live.shape == offline.shape == (40,)
+        # C3D's float sums depend on how many clips share a network call (live: as they
+        # arrive; offline: the video's clips together), as test_curves allows between raw footage
+        # and its shard; the model's windows are the same computation (1 window or W at once)
+        np.testing.assert_allclose(live, offline, rtol=0, atol=1e-5)
+        # the final lines of clips.jsonl are the same curve, clip by clip
+        final = [c for c in clips if c["stretch"] == number and c["final"]]
+        assert [c["clip"] for c in final] == [0, 1, 2]
+        assert np.array_equal(np.float32([c["score"] for c in final]), live[::16])
+        # clip 0 was provisional first: scored with a window of itself (1 clip padded to b)
+        first = [c for c in clips if c["stretch"] == number and c["clip"] == 0]
+        assert [c["final"] for c in first] == [False, True]
+    # threshold 0: every stretch is one event, opened at once and closed by the drop
+    events = lines(cam / "events.jsonl")
+    assert [(e["stretch"], e["status"]) for e in events if e["status"] != "changed"] == [
+        (1, "opened"), (1, "interrupted"), (2, "opened"), (2, "interrupted")]
+    assert events[-1]["end_frame"] == 40
+    printed = capsys.readouterr().out
+    assert printed.count("cam stretch 2 event 1 interrupted") == 1
+    assert next_stretch(cam) == 3  # a restart would append stretch 3
+
+
+@pytest.mark.slow
+def test_two_streams_in_one_process_keep_their_clips_apart(live_run, tmp_path):
+    """Clips of both streams share the network's calls; each stream's curve is still its own
+    recording's offline curve."""
+    ports = [free_port(), free_port()]
+    servers = [start_server(port, "--frames", "32", "--seed", str(seed))
+               for port, seed in zip(ports, (0, 7))]
+    out = tmp_path / "live"
+    try:
+        code = main(["watch", *(f"tcp://127.0.0.1:{p}" for p in ports), "--run", str(live_run),
+                     "--out", str(out), "--name", "north", "--name", "south", "--weights",
+                     "random", "--timeout", "5", "--record", "--reconnect", "3"])
+    finally:
+        for server in servers:
+            server.kill()
+    assert code == 0
+    curves = {}
+    for name in ("north", "south"):
+        assert main(["score", str(out / name / "stretch-1.ts"), "--run", str(live_run),
+                     "--weights", "random", "--workers", "0", "--out", str(tmp_path / name),
+                     "--no-progress"]) == 0
+        curves[name] = np.load(out / name / "stretch-1.npy")
+        np.testing.assert_allclose(curves[name], np.load(tmp_path / name / "stretch-1.npy"),
+                                   rtol=0, atol=1e-5)
+    assert np.abs(curves["north"] - curves["south"]).max() > 1e-3  # two scenes, two curves
+
+
+@pytest.mark.slow
+def test_sigterm_stops_open_events_and_exits_0(live_run, tmp_path):
+    port = free_port()
+    server = start_server(port, "--forever")
+    out = tmp_path / "live"
+    watch = subprocess.Popen([sys.executable, "-m", "claws.pipeline.cli",
+                              *watch_args(live_run, out, port, "--threshold", "0",
+                                          "--min-duration", "0", "--reconnect", "3")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        events = out / "cam" / "events.jsonl"
+        deadline = time.monotonic() + 300  # a guard against a hang, not a timing assertion
+        while not (events.is_file() and events.read_text()) and watch.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        watch.send_signal(signal.SIGTERM)
+        stdout, stderr = watch.communicate(timeout=300)
+    finally:
+        watch.kill()
+        server.kill()
+    assert watch.returncode == 0, stderr
+    last = lines(events)[-1]
+    assert last["status"] == "stopped" and last["event"] == 1
+    assert "event 1 stopped" in stdout
+    ended = [r for r in lines(out / "cam" / "stream.jsonl") if r["record"] == "stretch ended"]
+    assert [(r["stretch"], r["status"]) for r in ended] == [(1, "stopped")]
+    assert len(np.load(out / "cam" / "stretch-1.npy")) == ended[0]["frames"]
+
+
+@pytest.mark.slow
+def test_a_source_that_never_opens_fails_alone(live_run, tmp_path, caplog):
+    video = write_video(tmp_path / "door.mp4", synthetic_frames(16, seed=1), fps=25.0)
+    out = tmp_path / "live"
+    code = main(["watch", "tcp://127.0.0.1:1", str(video), "--run", str(live_run), "--out",
+                 str(out), "--weights", "random", "--reconnect", "0"])
+    assert code == 1
+    failed = lines(out / "127.0.0.1_1" / "stream.jsonl")
+    assert failed[-1]["record"] == "failed" and "refused" in failed[-1]["error"].lower()
+    assert "127.0.0.1_1" in caplog.text and "tcp://127.0.0.1:1" in caplog.text
+    door = lines(out / "door" / "stream.jsonl")
+    assert [r["record"] for r in door] == ["opened", "stretch ended", "finished"]
+    assert door[1]["status"] == "confirmed"
+    assert main(["score", str(video), "--run", str(live_run), "--weights", "random", "--workers",
+                 "0", "--out", str(tmp_path / "offline"), "--no-progress"]) == 0
+    np.testing.assert_allclose(np.load(out / "door" / "stretch-1.npy"),
+                               np.load(tmp_path / "offline" / "door.npy"), rtol=0, atol=1e-5)
+
+
+def test_mil_is_refused_with_the_reason(tmp_path, caplog):
+    args = {"feature_dim": DIM}
+    run = _save(tmp_path / "mil", MilNet(**args), "mil", args)
+    code = main(["watch", "tcp://127.0.0.1:1", "--run", str(run), "--out", str(tmp_path / "o"),
+                 "--weights", "random"])
+    assert code == 2
+    assert "MIL scores the 32 segments of a whole video" in caplog.text
+    assert not (tmp_path / "o").exists()
+
+
+def test_files_are_read_once_network_sources_reopened():
+    assert source.is_file("/data/door.mp4") and source.is_file("file:door.mp4")
+    assert not any(source.is_file(u) for u in ("tcp://h:1", "rtsp://cam/live", "udp://@:5000"))
+
+
+def test_stream_names():
+    assert stream_names(["tcp://10.0.0.5:554/live/main", "/data/door.mp4", "/x/door.mkv"], None) \
+        == ["10.0.0.5_554_live_main", "door", "door-2"]
+    with pytest.raises(ValueError, match="one distinct name per source"):
+        stream_names(["a.mp4", "b.mp4"], ["cam"])
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, dict]] = []
+
+    def __call__(self, name: str, record: dict) -> None:
+        self.rows.append((name, record))
+
+
+def test_events_open_change_withdraw_and_confirm(live_run):
+    """The event rule on a hand-made curve: provisional scores open an event, closing windows
+    withdraw or confirm it (fps 16: one clip a second; merge gap 1 s, shortest 0 s)."""
+    from claws.pipeline.training.checkpoint import load_checkpoint
+
+    write = _Lines()
+    stretch = live_stretch.Stretch("cam", 1, 16.0, load_checkpoint(live_run), WINDOW, write,
+                                   (0.5, 0.0, 1.0))
+    events = live_stretch.LiveEvents(stretch)
+    stretch.num_frames = 16 * 4
+
+    def step(scores: list[float], final: int) -> list[str]:
+        stretch.scores, stretch.final = scores, final
+        before = len(write.rows)
+        events.update(0.0)
+        return [r["status"] for _, r in write.rows[before:]]
+
+    assert step([0.1, 0.9, 0.1, 0.1], 0) == ["opened"]
+    assert step([0.1, 0.2, 0.1, 0.1], 2) == ["withdrawn"]
+    assert step([0.1, 0.2, 0.8, 0.1], 2) == ["opened"]
+    assert step([0.1, 0.2, 0.8, 0.9], 2) == ["changed"]
+    stretch.num_frames = 16 * 6
+    assert step([0.1, 0.2, 0.8, 0.9, 0.1, 0.1], 6) == ["confirmed"]
+    assert step([0.1, 0.2, 0.8, 0.9, 0.1, 0.1], 6) == []
