@@ -75,10 +75,14 @@ class Stretch:
                              f"{len(self.features)}: features not finite after normalization with "
                              "the checkpoint's statistics")
         self.features.append(feature)
+        opened = self.final  # first clip of the open window
+        try:
+            window_scores = self._window_scores()
+        except BaseException:  # SIGINT/SIGTERM while scoring: the stretch ends without this clip
+            self.features.pop()
+            raise
         first = self.num_frames
         self.num_frames += frames
-        opened = self.final  # first clip of the open window
-        window_scores = self._window_scores()
         self.scores[opened:] = window_scores.tolist()
         index = len(self.features) - 1
         self._clip_line(index, first, frames, wall, final=False)

@@ -225,6 +225,40 @@ def test_stream_names():
         stream_names(["a.mp4", "b.mp4"], ["cam"])
 
 
+def test_provisional_scores_are_offline_scores_of_the_stretch_so_far(live_run):
+    """After each clip, the open window's scores are what claws score gives the clips so far
+    (the same function and windows: equal to the bit); closed windows never change again."""
+    from claws.pipeline.scoring.curve import score_features
+    from claws.pipeline.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(live_run)
+    raw = np.random.default_rng(1).random((7, DIM)).astype(np.float32)
+    normalized = ckpt.norm_stats.normalize(raw)
+    write = _Lines()
+    stretch = live_stretch.Stretch("cam", 1, 25.0, ckpt, WINDOW, write, (0.5, 0.0, 0.0))
+    kept: list[float] = []
+    for n in range(1, 8):
+        stretch.add(raw[n - 1], 16, 0.0)
+        offline, _ = score_features(ckpt, normalized[:n], 16 * n, WINDOW)
+        assert np.array_equal(np.float32(stretch.scores), offline)
+        assert stretch.final == n // WINDOW * WINDOW
+        assert np.float32(stretch.scores[: len(kept)]).tolist() == kept
+        kept = np.float32(stretch.scores[: stretch.final]).tolist()
+    curve = stretch.end(0.0, "confirmed")
+    assert np.array_equal(curve, score_features(ckpt, normalized, 16 * 7, WINDOW)[1])
+    finals = [r["clip"] for name, r in write.rows if name == "clips.jsonl" and r["final"]]
+    assert finals == list(range(7))  # each clip's final line written once
+
+
+def test_one_job_per_out(live_run, tmp_path, caplog):
+    from claws.pipeline.lock import folder_lock
+
+    with folder_lock(tmp_path / "live", "another claws watch"):
+        code = main(["watch", "tcp://127.0.0.1:1", "--run", str(live_run), "--out",
+                     str(tmp_path / "live"), "--weights", "random"])
+    assert code == 2 and "another claws watch" in caplog.text
+
+
 class _Lines:
     def __init__(self) -> None:
         self.rows: list[tuple[str, dict]] = []
