@@ -80,6 +80,9 @@ def stream_names(sources: list[str], names: list[str] | None) -> list[str]:
         if len(names) != len(sources) or len(set(names)) != len(names):
             raise ValueError(f"--name gives {len(names)} names for {len(sources)} sources; give one "
                              "distinct name per source")
+        bad = [n for n in names if n in ("", ".", "..") or "/" in n or "\0" in n]
+        if bad:
+            raise ValueError(f"--name {bad[0]!r} is not a folder name; give a name without '/'")
         return names
     made: list[str] = []
     for url in sources:

@@ -223,6 +223,9 @@ def test_stream_names():
         == ["10.0.0.5_554_live_main", "door", "door-2"]
     with pytest.raises(ValueError, match="one distinct name per source"):
         stream_names(["a.mp4", "b.mp4"], ["cam"])
+    for bad in ("../elsewhere", "", ".."):
+        with pytest.raises(ValueError, match="is not a folder name"):
+            stream_names(["a.mp4"], [bad])
 
 
 def test_provisional_scores_are_offline_scores_of_the_stretch_so_far(live_run):
