@@ -7,7 +7,8 @@ rewritten: `clips.jsonl` (every clip's provisional score when it arrives, its fi
 window closes), `events.jsonl` (every change of an event), `stream.jsonl` (the stream opened, lost
 with the gap's start and end, ended, failed); and per stretch `stretch-<n>.npy` (its final frame
 curve, written when it ends) and, with `record`, `stretch-<n>.ts` (its packets, remuxed). A restart
-into the same folder appends: stretches are numbered after those already there.
+into the same folder appends: stretches are numbered after those already there; `watch.json` holds
+the settings (checkpoint, window, event rule), and a rerun with others is refused.
 
 SIGINT and SIGTERM end the job cleanly: each stretch in progress is ended with its clips scored
 so far (its events closed as "stopped"), and the job returns 0. A source that never opens is an
@@ -29,7 +30,8 @@ from typing import Callable, TextIO
 import numpy as np
 import torch
 
-from claws.data.atomic import save_npy
+from claws.data.atomic import save_npy, write_json
+from claws.extract.c3d_weights import file_sha256
 from claws.extract.batches import ClipChunk, NetworkBatches, read_parts
 from claws.model.mil import MilNet
 from claws.pipeline.lock import folder_lock
@@ -106,6 +108,23 @@ def next_stretch(folder: Path) -> int:
     return max(used, default=0) + 1
 
 
+SETTINGS = "watch.json"  # the settings every stream of the folder was scored with
+
+
+def check_settings(out: Path, fields: dict) -> None:
+    """Keep a watch folder to one set of settings: the first run records them in watch.json, a
+    rerun with others is refused (ValueError, exit 2) before anything is written."""
+    path = out / SETTINGS
+    if not path.is_file():
+        return
+    then = json.loads(path.read_text())
+    differ = {k: (then.get(k), v) for k, v in fields.items() if then.get(k) != v}
+    if differ:
+        shown = "; ".join(f"{k} {a!r} there, {b!r} now" for k, (a, b) in differ.items())
+        raise ValueError(f"{out} holds streams watched with other settings ({shown}); a watch "
+                         "folder holds one set of settings: choose another --out")
+
+
 class Lines:
     """The JSON-lines files of all streams, opened for appending; each line flushed."""
 
@@ -134,6 +153,10 @@ def run(job: WatchJob, emit: Callable[[str], None]) -> int:
                          "video, and a live stream has no end to cut into segments; watch with a "
                          "CLAWS Net run")
     names = stream_names(job.sources, job.names)
+    fields = {"checkpoint_sha256": file_sha256(ckpt.path), "window": job.window or
+              checkpoint_window(ckpt), "threshold": job.threshold,
+              "min_duration_s": job.min_duration, "merge_gap_s": job.merge_gap}
+    check_settings(job.out, fields)
     footage = RawFootage(inputs=[], weights=job.weights, mean=job.mean, precision=job.precision,
                          device=job.device)
     settings = extraction_settings(ckpt, footage)
@@ -145,6 +168,8 @@ def run(job: WatchJob, emit: Callable[[str], None]) -> int:
     check_features(ckpt, settings.feature_dim, built.identity, f"C3D weights {settings.weights}")
     batches = NetworkBatches(built.network, default_batch_size(job.device), torch.device(job.device))
     with folder_lock(job.out, "claws watch"):
+        check_settings(job.out, fields)  # again, now that no other job can write it
+        write_json(job.out / SETTINGS, fields)
         sources = []
         for name, url in zip(names, job.sources):
             (job.out / name).mkdir(parents=True, exist_ok=True)

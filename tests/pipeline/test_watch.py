@@ -262,6 +262,21 @@ def test_one_job_per_out(live_run, tmp_path, caplog):
     assert code == 2 and "another claws watch" in caplog.text
 
 
+def test_a_rerun_with_other_settings_is_refused(live_run, tmp_path, caplog):
+    out = tmp_path / "live"
+    out.mkdir()
+    from claws.pipeline.watching.job import SETTINGS
+    from claws.extract.c3d_weights import file_sha256
+
+    (out / SETTINGS).write_text(json.dumps({
+        "checkpoint_sha256": file_sha256(live_run / "checkpoints" / "last.pt"), "window": WINDOW,
+        "threshold": 0.5, "min_duration_s": 1.0, "merge_gap_s": 1.0}))
+    code = main(["watch", "tcp://127.0.0.1:1", "--run", str(live_run), "--out", str(out),
+                 "--weights", "random", "--threshold", "0.7"])
+    assert code == 2 and "threshold 0.5 there, 0.7 now" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == [SETTINGS]
+
+
 class _Lines:
     def __init__(self) -> None:
         self.rows: list[tuple[str, dict]] = []
