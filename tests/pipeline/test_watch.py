@@ -3,9 +3,10 @@ final live curve equals `claws score` of its recording; a drop gives one gap and
 SIGTERM stops cleanly; a source that never opens fails alone; MIL is refused.
 
 The streams come from tests/pipeline/stream_server.py (PyAV, MPEG-TS over TCP on 127.0.0.1) in a
-process of its own. C3D has random weights; the checkpoint is a small CLAWS Net with b = 2, so
-windows close every second clip. The live curve matches offline to 1e-5 (not bit for bit): C3D
-on the CPU rounds a clip's features differently with the number of clips in its network call.
+process of its own. C3D has random weights in fp32 (the reference path on every CPU); the
+checkpoint is a small CLAWS Net with b = 2, so windows close every second clip. The live curve
+matches offline to 1e-5 (not bit for bit): C3D on the CPU rounds a clip's features differently
+with the number of clips in its network call.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from claws.pipeline.watching import stretch as live_stretch
 from claws.pipeline.watching.job import next_stretch, stream_names
 
 DIM = 2048
+C3D = ["--weights", "random", "--precision", "fp32"]  # the same C3D live and offline, any CPU
 RANDOM_C3D = {"random": True, "seed": 0, "weights_sha256": "", "feature_dim": DIM}
 SERVER = Path(__file__).with_name("stream_server.py")
 WINDOW = 2
@@ -77,7 +79,7 @@ def lines(path: Path) -> list[dict]:
 
 def watch_args(run: Path, out: Path, port: int, *extra: str) -> list[str]:
     return ["watch", f"tcp://127.0.0.1:{port}", "--run", str(run), "--out", str(out),
-            "--name", "cam", "--weights", "random", "--timeout", "5", *extra]
+            "--name", "cam", *C3D, "--timeout", "5", *extra]
 
 
 @pytest.mark.slow
@@ -103,7 +105,7 @@ def test_a_drop_gives_two_stretches_whose_final_curves_equal_offline_scoring(
     for number in (1, 2):
         live = np.load(cam / f"stretch-{number}.npy")
         assert main(["score", str(cam / f"stretch-{number}.ts"), "--run", str(live_run),
-                     "--weights", "random", "--workers", "0", "--out", str(tmp_path / "offline"),
+                     *C3D, "--workers", "0", "--out", str(tmp_path / "offline"),
                      "--no-progress"]) == 0
         offline = np.load(tmp_path / "offline" / f"stretch-{number}.npy")
         assert live.shape == offline.shape == (40,)
@@ -138,8 +140,8 @@ def test_two_streams_in_one_process_keep_their_clips_apart(live_run, tmp_path):
     out = tmp_path / "live"
     try:
         code = main(["watch", *(f"tcp://127.0.0.1:{p}" for p in ports), "--run", str(live_run),
-                     "--out", str(out), "--name", "north", "--name", "south", "--weights",
-                     "random", "--timeout", "5", "--record", "--reconnect", "3"])
+                     "--out", str(out), "--name", "north", "--name", "south", *C3D,
+                     "--timeout", "5", "--record", "--reconnect", "3"])
     finally:
         for server in servers:
             server.kill()
@@ -147,7 +149,7 @@ def test_two_streams_in_one_process_keep_their_clips_apart(live_run, tmp_path):
     curves = {}
     for name in ("north", "south"):
         assert main(["score", str(out / name / "stretch-1.ts"), "--run", str(live_run),
-                     "--weights", "random", "--workers", "0", "--out", str(tmp_path / name),
+                     *C3D, "--workers", "0", "--out", str(tmp_path / name),
                      "--no-progress"]) == 0
         curves[name] = np.load(out / name / "stretch-1.npy")
         np.testing.assert_allclose(curves[name], np.load(tmp_path / name / "stretch-1.npy"),
@@ -189,7 +191,7 @@ def test_a_source_that_never_opens_fails_alone(live_run, tmp_path, caplog):
     video = write_video(tmp_path / "door.mp4", synthetic_frames(16, seed=1), fps=25.0)
     out = tmp_path / "live"
     code = main(["watch", "tcp://127.0.0.1:1", str(video), "--run", str(live_run), "--out",
-                 str(out), "--weights", "random", "--reconnect", "0"])
+                 str(out), *C3D, "--reconnect", "0"])
     assert code == 1
     failed = lines(out / "127.0.0.1_1" / "stream.jsonl")
     assert failed[-1]["record"] == "failed" and "refused" in failed[-1]["error"].lower()
@@ -197,7 +199,7 @@ def test_a_source_that_never_opens_fails_alone(live_run, tmp_path, caplog):
     door = lines(out / "door" / "stream.jsonl")
     assert [r["record"] for r in door] == ["opened", "stretch ended", "finished"]
     assert door[1]["status"] == "confirmed"
-    assert main(["score", str(video), "--run", str(live_run), "--weights", "random", "--workers",
+    assert main(["score", str(video), "--run", str(live_run), *C3D, "--workers",
                  "0", "--out", str(tmp_path / "offline"), "--no-progress"]) == 0
     np.testing.assert_allclose(np.load(out / "door" / "stretch-1.npy"),
                                np.load(tmp_path / "offline" / "door.npy"), rtol=0, atol=1e-5)
@@ -207,7 +209,7 @@ def test_mil_is_refused_with_the_reason(tmp_path, caplog):
     args = {"feature_dim": DIM}
     run = _save(tmp_path / "mil", MilNet(**args), "mil", args)
     code = main(["watch", "tcp://127.0.0.1:1", "--run", str(run), "--out", str(tmp_path / "o"),
-                 "--weights", "random"])
+                 *C3D])
     assert code == 2
     assert "MIL scores the 32 segments of a whole video" in caplog.text
     assert not (tmp_path / "o").exists()
@@ -258,7 +260,7 @@ def test_one_job_per_out(live_run, tmp_path, caplog):
 
     with folder_lock(tmp_path / "live", "another claws watch"):
         code = main(["watch", "tcp://127.0.0.1:1", "--run", str(live_run), "--out",
-                     str(tmp_path / "live"), "--weights", "random"])
+                     str(tmp_path / "live"), *C3D])
     assert code == 2 and "another claws watch" in caplog.text
 
 
@@ -272,7 +274,7 @@ def test_a_rerun_with_other_settings_is_refused(live_run, tmp_path, caplog):
         "checkpoint_sha256": file_sha256(live_run / "checkpoints" / "last.pt"), "window": WINDOW,
         "threshold": 0.5, "min_duration_s": 1.0, "merge_gap_s": 1.0}))
     code = main(["watch", "tcp://127.0.0.1:1", "--run", str(live_run), "--out", str(out),
-                 "--weights", "random", "--threshold", "0.7"])
+                 *C3D, "--threshold", "0.7"])
     assert code == 2 and "threshold 0.5 there, 0.7 now" in caplog.text
     assert sorted(p.name for p in out.iterdir()) == [SETTINGS]
 
