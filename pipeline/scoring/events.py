@@ -37,6 +37,18 @@ def above_threshold_runs(frame_scores: np.ndarray, threshold: float) -> list[tup
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
+def merged_runs(frame_scores: np.ndarray, threshold: float, max_gap: int) -> list[tuple[int, int]]:
+    """Runs [start, end) of frames >= threshold, those at most `max_gap` frames apart merged:
+    the candidates of events before the shortest-duration rule."""
+    merged: list[list[int]] = []
+    for start, end in above_threshold_runs(frame_scores, threshold):
+        if merged and start - merged[-1][1] <= max_gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
 def find_events(
     frame_scores: np.ndarray,
     fps: float,
@@ -63,14 +75,8 @@ def find_events(
         raise ValueError("min_duration_s and merge_gap_s must be >= 0")
     max_gap = int(round(merge_gap_s * fps))
     min_len = int(np.ceil(min_duration_s * fps - 1e-9))
-    merged: list[list[int]] = []
-    for start, end in above_threshold_runs(scores, threshold):
-        if merged and start - merged[-1][1] <= max_gap:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
     events = []
-    for start, end in merged:
+    for start, end in merged_runs(scores, threshold, max_gap):
         if end - start < max(min_len, 1):
             continue
         segment = scores[start:end]

@@ -234,7 +234,7 @@ class _Watcher:
         for item in taken:
             if isinstance(item, Clip):
                 clip, raw = next(scored)
-                self.stretches[clip.stream].add(raw, clip.frames, clip.wall)
+                self.stretches[clip.stream].add(raw, clip.frames, clip.wall, time.time())
             elif isinstance(item, StretchStart):
                 self._start(item)
             elif isinstance(item, StretchEnd):
@@ -274,9 +274,9 @@ class _Watcher:
         if stretch is None:
             return
         record = {"stream": stream, "record": "stretch ended", "stretch": stretch.number,
-                  "status": status, "clips": len(stretch.features),
+                  "status": status, "clips": stretch.count,
                   "frames": stretch.num_frames, "wall": wall}
-        if stretch.features:
+        if stretch.count:
             curve = stretch.end(wall, status)
             path = save_npy(self.job.out / stream / f"{RECORD_PREFIX}{stretch.number}.npy", curve)
             record["curve"] = path.name

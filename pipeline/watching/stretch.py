@@ -21,6 +21,11 @@ the stretch ends, each event still open is closed with the stretch's reason: "co
 end), "interrupted" (the stream was lost) or "stopped" (SIGINT or SIGTERM). A stretch ended, its
 events equal those `claws score` finds in its recording.
 
+Memory stays bounded over hours: a stretch keeps the features of its first b clips (the only
+ones a last window's cyclic padding can use) and of its open window, one float per clip score, and
+the events are looked for only from the first frame that can still change them (`LiveEvents.base`:
+everything before it is final and too far, by more than the merge gap, from anything later).
+
 Shapes: T clips, D feature dim, b clips per window, N frames.
 """
 
@@ -35,7 +40,7 @@ import torch
 from claws.data.clips import CLIP_LEN, clip_scores_to_frame_scores
 from claws.model.inference import clip_scores
 from claws.model.windows import video_windows
-from claws.pipeline.scoring.events import Event, find_events
+from claws.pipeline.scoring.events import Event, find_events, merged_runs
 from claws.pipeline.training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
@@ -60,69 +65,84 @@ class Stretch:
                  write: Write, rule: tuple[float, float, float]) -> None:
         self.stream, self.number, self.fps, self.ckpt, self.window = stream, number, fps, ckpt, window
         self.write, self.rule = write, rule
-        self.features: list[np.ndarray] = []  # (D,) normalized, one per clip
+        self.head: list[np.ndarray] = []  # (D,) normalized features of the first b clips
+        self.open: list[np.ndarray] = []  # (D,) normalized features of the open window's clips
+        self.count = 0  # clips so far
         self.scores: list[float] = []  # the latest score of every clip (final up to `final`)
         self.final = 0  # clips whose score is final
         self.num_frames = 0
         self.events = LiveEvents(self)
 
-    def add(self, raw: np.ndarray, frames: int, wall: float) -> None:
-        """Score the next clip from its raw C3D features (D,); its window closes at b clips."""
+    def add(self, raw: np.ndarray, frames: int, arrived: float, wall: float) -> None:
+        """Score the next clip from its raw C3D features (D,) whose last frame arrived at
+        `arrived`; its window closes at b clips. `wall` is when the clip's lines are written."""
         with np.errstate(over="ignore"):
             feature = self.ckpt.norm_stats.normalize(raw[None])[0]
         if not np.isfinite(feature).all():
             raise ValueError(f"stream {self.stream}, stretch {self.number}, clip "
-                             f"{len(self.features)}: features not finite after normalization with "
+                             f"{self.count}: features not finite after normalization with "
                              "the checkpoint's statistics")
-        self.features.append(feature)
-        opened = self.final  # first clip of the open window
+        self.open.append(feature)
         try:
-            window_scores = self._window_scores()
+            window_scores = self._window_scores(self.count + 1)
         except BaseException:  # SIGINT/SIGTERM while scoring: the stretch ends without this clip
-            self.features.pop()
+            self.open.pop()
             raise
-        first = self.num_frames
+        if self.count < self.window:
+            self.head.append(feature)
+        index, first = self.count, self.num_frames
+        self.count += 1
         self.num_frames += frames
-        self.scores[opened:] = window_scores.tolist()
-        index = len(self.features) - 1
-        self._clip_line(index, first, frames, wall, final=False)
-        if len(self.features) - opened == self.window:
+        self.scores[self.final:] = window_scores.tolist()
+        self._clip_line(index, first, frames, arrived, wall, final=False)
+        if len(self.open) == self.window:
             self._close(wall)
         self.events.update(wall)
 
     def end(self, wall: float, status: str) -> np.ndarray:
         """Make the last window final and close the events with `status`; the final frame curve."""
-        if self.final < len(self.features):
+        if self.open:
             self._close(wall)
         self.events.update(wall, closing=status)
         return self.curve()
 
-    def curve(self) -> np.ndarray:
-        """(N,) float32 frame curve of the latest scores (final ones, then provisional)."""
-        return clip_scores_to_frame_scores(np.asarray(self.scores, np.float32), self.num_frames)
+    def curve(self, from_clip: int = 0) -> np.ndarray:
+        """(N - 16 from_clip,) float32 frame curve of the latest scores (final ones, then
+        provisional) from clip `from_clip` on."""
+        scores = np.asarray(self.scores[from_clip:], np.float32)
+        frames = self.num_frames - from_clip * CLIP_LEN
+        return clip_scores_to_frame_scores(scores, frames) if frames > 0 else np.zeros(0, np.float32)
 
-    def _window_scores(self) -> np.ndarray:
-        """Scores of the open window's clips: the window filled as offline fills a last window."""
-        count = len(self.features)
+    def _window_scores(self, count: int) -> np.ndarray:
+        """Scores of the open window's clips (`count` clips so far, the newest in `open`): the
+        window filled as offline fills a last window, cyclically from the stretch's first clips."""
         index = video_windows(count, self.window).clip_index[-1]  # (b,) clips, cyclic padding
-        window = torch.from_numpy(np.stack([self.features[i] for i in index.tolist()]))  # (b, D)
+        rows = [self.open[i - self.final] if i >= self.final else self.head[i]
+                for i in index.tolist()]
+        window = torch.from_numpy(np.stack(rows))  # (b, D)
         device = next(self.ckpt.model.parameters()).device
         scores = clip_scores(self.ckpt.model, window.to(device), self.window)  # one window
         return scores.float().cpu().numpy()[: count - self.final]
 
     def _close(self, wall: float) -> None:
         """The open window's scores become final (one line per clip)."""
-        for index in range(self.final, len(self.features)):
+        for index in range(self.final, self.count):
             first = index * CLIP_LEN
-            self._clip_line(index, first, min(CLIP_LEN, self.num_frames - first), wall, final=True)
-        self.final = len(self.features)
+            self._clip_line(index, first, min(CLIP_LEN, self.num_frames - first), None, wall,
+                            final=True)
+        self.final = self.count
+        self.open = []
 
-    def _clip_line(self, index: int, first: int, frames: int, wall: float, final: bool) -> None:
-        self.write("clips.jsonl", {
+    def _clip_line(self, index: int, first: int, frames: int, arrived: float | None, wall: float,
+                   final: bool) -> None:
+        record = {
             "stream": self.stream, "stretch": self.number, "clip": index,
             "frames": [first, first + frames], "time_s": round(first / self.fps, 6),
             "score": float(np.float32(self.scores[index])), "final": final, "wall": wall,
-        })
+        }
+        if arrived is not None:  # a line written for a clip that just arrived
+            record["arrived"] = arrived
+        self.write("clips.jsonl", record)
 
 
 class LiveEvents:
@@ -132,14 +152,21 @@ class LiveEvents:
         self.stretch = stretch
         self.open: dict[int, Event] = {}  # event number -> its latest form
         self.closed_until = 0  # frames before this belong to closed events
+        self.base = 0  # clip whose first frame is the first one that can still change an event
         self.count = 0
 
     def update(self, wall: float, closing: str | None = None) -> None:
         """Compare the events of the curve so far with those known and write what changed."""
         stretch = self.stretch
         threshold, min_duration, merge_gap = stretch.rule
-        found = [e for e in find_events(stretch.curve(), stretch.fps, threshold, min_duration,
-                                        merge_gap) if e.start_frame >= self.closed_until]
+        offset = self.base * CLIP_LEN
+        curve = stretch.curve(self.base)
+        found = [e._replace(start_frame=e.start_frame + offset, end_frame=e.end_frame + offset,
+                            start_s=(e.start_frame + offset) / stretch.fps,
+                            end_s=(e.end_frame + offset) / stretch.fps,
+                            peak_frame=e.peak_frame + offset)
+                 for e in find_events(curve, stretch.fps, threshold, min_duration, merge_gap)
+                 if e.start_frame + offset >= self.closed_until]
         final_frames = min(stretch.final * CLIP_LEN, stretch.num_frames)
         max_gap = int(round(merge_gap * stretch.fps))
         unmatched = dict(self.open)
@@ -159,6 +186,11 @@ class LiveEvents:
         for number, event in unmatched.items():
             del self.open[number]
             self._line(number, event, "withdrawn", wall)
+        # the next search begins at the first candidate that a later frame can still extend or
+        # merge with, and never after the final frames (provisional ones still change)
+        pending = [start + offset for start, end in merged_runs(curve, threshold, max_gap)
+                   if end + offset + max_gap >= final_frames]
+        self.base = min(pending[:1] + [final_frames]) // CLIP_LEN
 
     def _close(self, number: int, status: str, wall: float) -> None:
         event = self.open.pop(number)

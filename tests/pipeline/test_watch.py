@@ -243,7 +243,7 @@ def test_provisional_scores_are_offline_scores_of_the_stretch_so_far(live_run):
     stretch = live_stretch.Stretch("cam", 1, 25.0, ckpt, WINDOW, write, (0.5, 0.0, 0.0))
     kept: list[float] = []
     for n in range(1, 8):
-        stretch.add(raw[n - 1], 16, 0.0)
+        stretch.add(raw[n - 1], 16, 0.0, 0.0)
         offline, _ = score_features(ckpt, normalized[:n], 16 * n, WINDOW)
         assert np.array_equal(np.float32(stretch.scores), offline)
         assert stretch.final == n // WINDOW * WINDOW
@@ -311,3 +311,36 @@ def test_events_open_change_withdraw_and_confirm(live_run):
     stretch.num_frames = 16 * 6
     assert step([0.1, 0.2, 0.8, 0.9, 0.1, 0.1], 6) == ["confirmed"]
     assert step([0.1, 0.2, 0.8, 0.9, 0.1, 0.1], 6) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_live_events_end_as_offline_events_while_the_search_moves_on(live_run, seed):
+    """Scores that arrive clip by clip (provisional ones redrawn until their window closes):
+    the events closed along the way are find_events of the whole final curve, and the search
+    starts ever later (memory and time per clip stay bounded over hours)."""
+    from claws.pipeline.scoring.events import find_events
+    from claws.pipeline.training.checkpoint import load_checkpoint
+
+    rng = np.random.default_rng(seed)
+    write = _Lines()
+    fps, rule = 16.0, (0.5, float(rng.choice([0.0, 1.0, 3.0])), float(rng.choice([0.0, 1.0, 2.5])))
+    stretch = live_stretch.Stretch("cam", 1, fps, load_checkpoint(live_run), 4, write, rule)
+    final = (rng.random(300) < rng.choice([0.2, 0.5])).astype(float) * 0.8 + 0.1
+    bases = []
+    for count in range(1, len(final) + 1):
+        closed = count // 4 * 4
+        stretch.scores = final[:closed].tolist() + rng.random(count - closed).tolist()
+        stretch.final, stretch.num_frames = closed, 16 * count - (5 if count == len(final) else 0)
+        stretch.events.update(0.0)
+        bases.append(stretch.events.base)
+    stretch.scores, stretch.final = final.tolist(), len(final)
+    stretch.events.update(0.0, closing="confirmed")
+    latest: dict[int, dict] = {}
+    for name, record in write.rows:
+        latest[record["event"]] = record
+    kept = [r for r in latest.values() if r["status"] != "withdrawn"]
+    offline = find_events(stretch.curve(), fps, *rule)
+    assert [(r["start_frame"], r["end_frame"], r["peak"]) for r in kept] == [
+        (e.start_frame, e.end_frame, round(e.peak, 6)) for e in offline]
+    assert all(r["status"] == "confirmed" for r in kept)
+    assert bases == sorted(bases) and bases[-1] > len(final) - 40
