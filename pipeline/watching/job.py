@@ -39,14 +39,14 @@ from claws.pipeline.scoring.curve import checkpoint_window, check_features
 from claws.pipeline.scoring.inputs import RawFootage, extraction_settings
 from claws.pipeline.training.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.watching.source import (
-    RECORD_PREFIX, Clip, Reader, Source, StreamDone, StretchEnd, StretchStart, is_file,
+    RECORD_PREFIX, Clip, Dropped, Reader, Source, StreamDone, StretchEnd, StretchStart, is_file,
 )
 from claws.pipeline.watching.stretch import Stretch
 
 logger = logging.getLogger(__name__)
 
-QUEUE_CLIPS = 64  # clips waiting between the readers and the network, all streams together
-STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted"}
+QUEUE_CLIPS = 8  # clips waiting between a reader and the network (5 s at 25 fps), per stream
+STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted", "dropped": "interrupted"}
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def run(job: WatchJob, emit: Callable[[str], None]) -> int:
 def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, batches,
            emit: Callable[[str], None]) -> int:
     """Read every source, score, write; the rest of `run` with the folder locked."""
-    items: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
+    items: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS * len(sources))
     stop = threading.Event()
     lines = Lines(job.out)
     watcher = _Watcher(job, ckpt, lines, batches, emit)
@@ -239,6 +239,11 @@ class _Watcher:
                 self._start(item)
             elif isinstance(item, StretchEnd):
                 self._end(item.stream, item.wall, STATUS_OF_END[item.reason])
+            elif isinstance(item, Dropped):
+                self.write(item.stream, "stream.jsonl", {
+                    "stream": item.stream, "record": "frames dropped", "after_stretch":
+                    item.after_stretch, "clips": item.clips, "frames": item.frames,
+                    "from": item.since, "to": item.until})
             elif isinstance(item, StreamDone):
                 self._done(item)
 
@@ -263,7 +268,7 @@ class _Watcher:
                 "after_stretch": item.stretch - 1})
         self.write(item.stream, "stream.jsonl", {
             "stream": item.stream, "record": "opened", "stretch": item.stretch, "fps": item.fps,
-            "wall": item.wall, "recording": item.recording})
+            "wall": item.wall, "recording": item.recording, "first_frame": item.first_frame})
         self.stretches[item.stream] = Stretch(
             item.stream, item.stretch, item.fps, self.ckpt, self.window,
             lambda name, record, s=item.stream: self.write(s, name, record),

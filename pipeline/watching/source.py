@@ -9,10 +9,15 @@ in this reader's thread. With a recording, every packet of the video stream is r
 re-encoded, into `stretch-<n>.ts` before it is decoded, so scoring that file offline decodes the
 same packets.
 
+A live source never waits for the job: when the queue is full and the source is not ahead of
+real time (a sender pacing its frames, unlike a recording read as fast as it can be), whole clips
+are dropped, counted and logged, until there is room again; the stretch ends where the drop began
+(reason "dropped") and a new one starts with the next clip, so no clip and no window spans the
+hole. A file, or a source ahead of real time, is waited for instead (nothing is lost by waiting).
+
 A network source whose stretch ends (the sender closed, a read timed out, an error) is reopened
 with a backoff of 0.5 s doubling up to 5 s until it answers or `reconnect_s` seconds have passed
-since it was lost; a local file is read once. The queue has a fixed size: a reader waits for the
-job when it is full (the sender's socket buffers meanwhile), so memory stays bounded.
+since it was lost; a local file is read once. The queue has a fixed size, so memory stays bounded.
 
 Shapes: clips (16, 112, 112, 3) uint8 crops as `preprocess` makes them.
 """
@@ -37,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 5.0
+AHEAD_S = 1.0  # a source more than this ahead of real time (a burst, a file) is waited for
 RECORD_PREFIX = "stretch-"
 
 
@@ -49,6 +55,7 @@ class StretchStart(NamedTuple):
     wall: float  # when it opened (time.time())
     lost_at: float | None  # when the previous stretch was lost (None: the first stretch)
     recording: str | None  # file the stretch is recorded into
+    first_frame: int  # frame of the recording (of the opened source) the stretch begins at
 
 
 class Clip(NamedTuple):
@@ -69,7 +76,19 @@ class StretchEnd(NamedTuple):
     stretch: int
     num_frames: int
     wall: float
-    reason: str  # "lost" (a network source: it will be reopened) or "ended" (a file's end)
+    reason: str  # "lost" (a network source: it will be reopened), "ended" (a file's end) or
+    # "dropped" (the job fell behind real time: clips were dropped, a new stretch follows)
+
+
+class Dropped(NamedTuple):
+    """Clips a live source dropped while the job was slower than real time."""
+
+    stream: str
+    after_stretch: int
+    clips: int
+    frames: int
+    since: float  # when the first was dropped
+    until: float  # when there was room again (or the source ended)
 
 
 class StreamDone(NamedTuple):
@@ -80,7 +99,7 @@ class StreamDone(NamedTuple):
     wall: float
 
 
-Item = StretchStart | Clip | StretchEnd | StreamDone
+Item = StretchStart | Clip | StretchEnd | Dropped | StreamDone
 
 
 @dataclass(frozen=True)
@@ -198,35 +217,96 @@ class Reader(threading.Thread):
                 backoff = min(2 * backoff, BACKOFF_CAP_S)
                 continue
             error, backoff = None, BACKOFF_START_S
-            ended = self.read_stretch(container, stretch, lost_at)
-            stretch += 1
+            ended, stretch = self.read_connection(container, stretch, lost_at)
             if ended or is_file(url):
                 break
             lost_at = since = time.time()
         opened = stretch > self.source.first_stretch
         return None if opened else error or "stopped"
 
-    def read_stretch(self, container, stretch: int, lost_at: float | None) -> bool:
-        """Queue one stretch's clips; True when the job stopped meanwhile."""
+    def read_connection(self, container, stretch: int, lost_at: float | None) -> tuple[bool, int]:
+        """Queue the clips of one opened source, one stretch after another (a new one after each
+        drop); (True when the job stopped meanwhile, the number of the next stretch)."""
         stream = container.streams.video[0]
-        name = self.source.name
+        name, fps = self.source.name, stream_fps(stream)
         path = self.source.folder / f"{RECORD_PREFIX}{stretch}.ts" if self.record else None
         recorder = Recorder(path, stream) if path else None
+        drops = Drops(name, live=not is_file(self.source.url))
         try:
-            if not self.put(StretchStart(name, stretch, stream_fps(stream), time.time(), lost_at,
-                                         str(path) if path else None)):
-                return True
+            start = StretchStart(name, stretch, fps, time.time(), lost_at,
+                                 str(path) if path else None, 0)
+            if not self.put(start):
+                return True, stretch + 1
+            opened, seen = time.time(), 0  # frames decoded since the source opened
             num_frames = clip = 0
             frames = recorded_frames(container, stream, recorder)
             for chunk in frame_chunks(frames, CLIP_LEN, self.source.url):
-                num_frames += len(chunk)
+                seen += len(chunk)
                 crops = self.preprocess(pad_clip_frames(chunk)[None])[0]
-                if not self.put(Clip(name, stretch, clip, len(chunk), crops, time.time())):
-                    return True
+                item = Clip(name, stretch, clip, len(chunk), crops, time.time())
+                behind = time.time() - opened >= seen / fps - AHEAD_S  # not ahead of real time
+                if drops.active or (behind and not self._put_now(item)):
+                    if drops.add(item, self.items.full()):
+                        continue  # still full: this clip is dropped too
+                    # room again: the stretch ends where the drop began, a new one starts here
+                    ended = StretchEnd(name, stretch, num_frames, drops.since, "dropped")
+                    stretch, num_frames, clip = stretch + 1, 0, 0
+                    restart = StretchStart(name, stretch, fps, time.time(), None,
+                                           str(path) if path else None, seen - len(chunk))
+                    if not all(map(self.put, (ended, drops.record(stretch - 1), restart))):
+                        return True, stretch + 1
+                    item = item._replace(stretch=stretch, index=0)
+                    if not self.put(item):
+                        return True, stretch + 1
+                elif not behind and not self.put(item):
+                    return True, stretch + 1
+                num_frames += len(chunk)
                 clip += 1
+            if drops.active:  # the source ended while dropping: the stretch ends where it began
+                self.put(StretchEnd(name, stretch, num_frames, drops.since, "dropped"))
+                return not self.put(drops.record(stretch)), stretch + 1
             reason = "ended" if is_file(self.source.url) else "lost"
-            return not self.put(StretchEnd(name, stretch, num_frames, time.time(), reason))
+            return not self.put(StretchEnd(name, stretch, num_frames, time.time(), reason)), \
+                stretch + 1
         finally:
             container.close()
             if recorder is not None:
                 recorder.close()
+
+    def _put_now(self, item: Item) -> bool:
+        """Queue `item` if there is room now."""
+        try:
+            self.items.put_nowait(item)
+            return True
+        except queue.Full:
+            return False
+
+
+class Drops:
+    """Clips a live source drops while the job is slower than real time (the queue full)."""
+
+    def __init__(self, stream: str, live: bool) -> None:
+        self.stream, self.live = stream, live
+        self.active = False
+        self.clips = self.frames = 0
+        self.since = 0.0
+
+    def add(self, clip: Clip, full: bool) -> bool:
+        """Count `clip` as dropped while the queue is `full`; False (nothing counted) once there
+        is room again, and the drop ends."""
+        if not full and self.active:
+            return False
+        if not self.active:
+            self.active, self.clips, self.frames, self.since = True, 0, 0, clip.wall
+            logger.warning("stream %s: slower than real time, dropping clips from clip %d of "
+                           "stretch %d", self.stream, clip.index, clip.stretch)
+        self.clips += 1
+        self.frames += clip.frames
+        return True
+
+    def record(self, stretch: int) -> "Dropped":
+        """The drop as an item for the job (it ended), counted and logged."""
+        self.active = False
+        logger.warning("stream %s: dropped %d clips (%d frames) after stretch %d", self.stream,
+                       self.clips, self.frames, stretch)
+        return Dropped(self.stream, stretch, self.clips, self.frames, self.since, time.time())

@@ -344,3 +344,45 @@ def test_live_events_end_as_offline_events_while_the_search_moves_on(live_run, s
         (e.start_frame, e.end_frame, round(e.peak, 6)) for e in offline]
     assert all(r["status"] == "confirmed" for r in kept)
     assert bases == sorted(bases) and bases[-1] > len(final) - 40
+
+
+@pytest.mark.slow
+def test_a_job_slower_than_real_time_drops_whole_clips_and_starts_a_new_stretch(
+        live_run, tmp_path, monkeypatch, caplog):
+    """The network is made 3 s slower per call and the queue holds 2 clips: once the stream is
+    no longer ahead of real time, the reader drops clips (counted, logged) instead of waiting;
+    the stretch ends where the drop began and the next one starts at a clip boundary."""
+    from claws.pipeline.watching import job as watch_job
+
+    features, calls = watch_job._Watcher._features, []
+
+    def slow(self, clips):
+        calls.append(len(clips))
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as SIGINT: stop cleanly
+        time.sleep(3)
+        return features(self, clips)
+
+    monkeypatch.setattr(watch_job._Watcher, "_features", slow)
+    monkeypatch.setattr(watch_job, "QUEUE_CLIPS", 2)
+    port = free_port()
+    server = start_server(port, "--forever")
+    out = tmp_path / "live"
+    try:
+        assert main(watch_args(live_run, out, port, "--reconnect", "3")) == 0
+    finally:
+        server.kill()
+    records = lines(out / "cam" / "stream.jsonl")
+    dropped = [r for r in records if r["record"] == "frames dropped"]
+    assert dropped and dropped[0]["after_stretch"] == 1
+    assert dropped[0]["clips"] >= 1 and dropped[0]["frames"] == 16 * dropped[0]["clips"]
+    opened = [r for r in records if r["record"] == "opened"]
+    assert opened[0]["first_frame"] == 0
+    assert opened[1]["stretch"] == 2 and opened[1]["first_frame"] % 16 == 0
+    ended = [r for r in records if r["record"] == "stretch ended"]
+    assert ended[0]["stretch"] == 1 and ended[0]["status"] == "interrupted"
+    # the new stretch begins after the first stretch's frames and the dropped ones
+    assert opened[1]["first_frame"] == ended[0]["frames"] + dropped[0]["frames"]
+    assert "slower than real time" in caplog.text and "dropped" in caplog.text
+    clips = lines(out / "cam" / "clips.jsonl")
+    assert min(c["clip"] for c in clips if c["stretch"] == 2) == 0
