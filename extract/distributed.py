@@ -129,3 +129,11 @@ def all_sum(value: int, rank: Rank) -> int:
     dist.all_reduce(t)
     return int(t.item())
 
+
+def all_gather(value: T, rank: Rank) -> list[T]:
+    """Every rank's `value` (any picklable object), in rank order, on every rank (a collective)."""
+    if not rank.distributed:
+        return [value]
+    gathered: list = [None] * rank.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered

@@ -11,15 +11,25 @@ Finished videos are skipped on a rerun with the same settings (checkpoint, windo
 event settings); a folder holds one set of settings, so a rerun with other settings refuses (exit
 2) unless --overwrite. One job at a time per --out (a second is refused, exit 2). Failures make
 the exit code 1. `--review` then writes the folder's review page (`claws review`).
+
+    torchrun --nproc_per_node=2 -m claws.pipeline.cli -- score ...   (ranks split the videos)
+
+The `--` keeps torchrun's own parser from taking --run for an abbreviation of its --run-path.
+Under torchrun each rank extracts and scores its share of the videos into the same --out, and
+rank 0 alone writes index.jsonl, failures.jsonl and the review page once all are done; --shards
+are split the same way. --device cuda gives each rank cuda:LOCAL_RANK (cuda:N is refused).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from claws.extract.cpu_share import default_workers
 from claws.pipeline.options import FPS, WORKERS, add_c3d_options, add_event_options
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     raw.add_argument("--fps", metavar="FPS", type=FPS, default=0.0,
                      help="frame rate of frame folders, which carry none (0: the decoder's default)")
     raw.add_argument("--device", metavar="DEVICE", default="cpu",
-                     help="device of C3D: cpu, cuda or cuda:N")
+                     help="device of C3D: cpu, cuda or cuda:N (under torchrun: cuda, each rank "
+                     "takes cuda:LOCAL_RANK)")
     raw.add_argument("--workers", metavar="N", type=WORKERS, default=default_workers(),
                      help="decoding worker processes (the CPUs less one)")
     add_event_options(p)
@@ -57,23 +68,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `claws score`; 0 when every video was scored, 1 otherwise, 2 on bad input."""
+    """Run `claws score`; 0 when every video was scored, 1 otherwise, 2 on bad input (the same on
+    every rank under torchrun)."""
+    from claws.extract.distributed import barrier, init_rank, rank_device, shutdown
     from claws.pipeline.scoring.inputs import RawFootage  # torch, h5py, matplotlib
     from claws.pipeline.scoring.files import INDEX
     from claws.pipeline.scoring.job import ScoreJob, run as score
 
-    footage = RawFootage(
-        inputs=list(args.inputs), weights=args.weights, mean=args.mean, precision=args.precision,
-        fps=args.fps, device=args.device, workers=args.workers, progress=not args.no_progress,
-    ) if args.inputs else None
-    code = score(ScoreJob(
-        run=args.run, out=args.out, footage=footage, shards=args.shards, split=args.split,
-        threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
-        window=args.window, overwrite=args.overwrite, progress=not args.no_progress,
-    ))
-    index = args.out / INDEX
-    if args.review and code != 2 and index.is_file() and index.read_text().strip():
-        from claws.pipeline.review.site import write_review  # PyAV for previews
+    try:
+        rank = init_rank(args.device)
+    except ValueError as err:  # --device cuda:N under torchrun
+        logger.error("%s", err)
+        return 2
+    try:
+        footage = RawFootage(
+            inputs=list(args.inputs), weights=args.weights, mean=args.mean,
+            precision=args.precision, fps=args.fps, device=rank_device(args.device, rank),
+            workers=args.workers, progress=not args.no_progress,
+        ) if args.inputs else None
+        code = score(ScoreJob(
+            run=args.run, out=args.out, footage=footage, shards=args.shards, split=args.split,
+            threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
+            window=args.window, overwrite=args.overwrite, progress=not args.no_progress,
+        ), rank)
+        index = args.out / INDEX
+        if (args.review and rank.rank == 0 and code != 2 and index.is_file()
+                and index.read_text().strip()):
+            from claws.pipeline.review.site import write_review  # PyAV for previews
 
-        write_review(args.out, progress=not args.no_progress)
+            write_review(args.out, progress=not args.no_progress)
+        barrier(rank)  # torchrun stops every rank once one ends with an error: wait for the page
+    finally:
+        shutdown(rank)
     return code

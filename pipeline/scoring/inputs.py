@@ -5,7 +5,8 @@ Raw footage goes through the extraction job (claws.extract.job.run_job, the same
 shard writing as `claws extract`) into `<out>/.features/shards/`, normalized with the statistics
 stored in the checkpoint. Scoring those shards is then exactly scoring shards
 (claws.pipeline.scoring.curve), so a video scored from raw footage equals the same video scored
-from its shard. The extraction is resumable like any extraction job.
+from its shard. The extraction is resumable like any extraction job, and under torchrun its ranks
+split the videos as `claws extract`'s do.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from claws.data.footage import footage_items
-from claws.data.shards import ShardSet, VideoInfo
+from claws.data.shards import ShardSet, VideoInfo, list_shards
 from claws.data.videos import DatasetError, VideoItem, check_unique
+from claws.extract.distributed import Rank
 from claws.pipeline.scoring.curve import check_features
 from claws.pipeline.training.checkpoint import Checkpoint
 
@@ -91,7 +93,8 @@ def extraction_settings(ckpt: Checkpoint, footage: RawFootage) -> C3DSettings:
 
 
 def extract_inputs(
-    ckpt: Checkpoint, footage: RawFootage, folder: Path, exclude: Sequence[Path] = ()
+    ckpt: Checkpoint, footage: RawFootage, folder: Path, exclude: Sequence[Path] = (),
+    rank: Rank = Rank(),
 ) -> tuple[ShardSet | None, list[VideoInfo], list[dict]]:
     """Extract the raw inputs into `folder` with the checkpoint's statistics.
 
@@ -100,9 +103,11 @@ def extract_inputs(
         footage: the raw input and how to extract it.
         folder: work folder inside the scores folder.
         exclude: what the scoring command writes, never read as input.
+        rank: this process under torchrun: it extracts its share of the videos (a collective).
 
     Returns:
-        (the shards, the input videos found in them, failures as dicts with video and reason).
+        (the shards, the input videos found in them: every rank gets all of them; this rank's
+        failures as dicts with video and reason).
     """
     # C3D, the decoders and the extraction job: only raw input needs them.
     from claws.extract.c3d import build_extractor
@@ -123,10 +128,11 @@ def extract_inputs(
         stats_origin=f"the checkpoint {ckpt.path}", progress=footage.progress,
         created_by="claws score",
     )
-    result = run_job(items, network, preprocess, extractor, config)
+    result = run_job(items, network, preprocess, extractor, config, rank)
     failures = [{"video_id": vid, "source": str(next(i.path for i in items if i.video_id == vid)),
                  "reason": f"extraction: {reason}"} for vid, reason in result.failed]
-    if result.extracted == 0 and result.skipped == 0:
+    # every rank's shards are written once run_job returns; a rank may have extracted none
+    if not (folder / SHARDS_DIR).is_dir() or not list_shards(folder / SHARDS_DIR):
         return None, [], failures
     shards = ShardSet(folder / SHARDS_DIR)
     videos = [shards.videos[i.video_id] for i in items if i.video_id in shards.videos]

@@ -2,6 +2,13 @@
 with a checkpoint and write each video's curve, events and plot into a scores folder
 (claws.pipeline.scoring.files). What the command accepts and writes is described in
 claws.pipeline.commands.score, its command line, which hands this job a `ScoreJob`.
+
+Under torchrun (claws.extract.distributed) the ranks share one job and one folder: raw footage is
+extracted by the extraction job, whose ranks split the videos by file size; the videos still to
+score are then split by clip count (`rank_share`, what scoring costs; shards too), each rank
+writes the per-video files of its share, and once every rank is done (a collective that also
+gathers the failures) rank 0 alone writes the folder's index.jsonl and failures.jsonl. Every
+rank returns the same exit code, and bad input refuses on every rank (exit 2).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from tqdm import tqdm
 from claws.data.atomic import write_jsonl
 from claws.data.shards import ShardError, ShardSet, VideoInfo
 from claws.extract.c3d_weights import file_sha256
+from claws.extract.distributed import Rank, all_gather, all_sum, balanced_split, barrier
 from claws.pipeline.training.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.scoring.events import find_events
 from claws.pipeline.lock import LOCK_NAME, folder_lock
@@ -30,6 +38,7 @@ from claws.pipeline.scoring.inputs import RawFootage, extract_inputs
 logger = logging.getLogger(__name__)
 
 FEATURES_DIR = ".features"  # raw input is extracted here, inside the output folder
+BAD_INPUT = (FileNotFoundError, ShardError, FeatureMismatch, ValueError)  # exit 2, by name
 
 
 @dataclass(frozen=True)
@@ -111,22 +120,42 @@ def one_line(info: dict) -> str:
             f"(C3D {info.get('precision', 'unknown')}){flag}")
 
 
+def rank_share(videos: list[VideoInfo], rank: Rank) -> list[VideoInfo]:
+    """This rank's share of the videos to score: greedy longest first on clip count (what scoring
+    a video costs), the same split on every rank; all of them in one process."""
+    return balanced_split(videos, [v.num_clips for v in videos], rank.world_size)[rank.rank]
+
+
 def score_shards(
     ckpt: Checkpoint, shards: ShardSet, videos: list[VideoInfo], job: ScoreJob, fields: dict,
+    rank: Rank = Rank(),
 ) -> tuple[list[dict], int, int]:
     """Score and write every video not yet finished, with the run `fields` (_run_fields).
 
+    Args:
+        ckpt: the loaded checkpoint.
+        shards: the shards holding `videos`.
+        videos: every video of the job (the same list on every rank).
+        job: what `claws score` was asked to do.
+        fields: the run's fields, recorded with every video.
+        rank: this process under torchrun (it scores its `rank_share`; a collective).
+
     Returns:
-        (failures as dicts of video, source and reason; videos scored in this call; videos skipped
-        because an earlier run finished them).
+        (this rank's failures as dicts of video, source and reason; videos this rank scored;
+        videos skipped because an earlier run finished them).
     """
     window = fields["window"]
     failures = []
     todo = [v for v in videos if job.overwrite or not is_complete(job.out, v.video_id)]
-    if len(todo) < len(videos):
+    if len(todo) < len(videos) and rank.rank == 0:
         logger.info("%d of %d videos already scored in %s; skipping them",
                     len(videos) - len(todo), len(videos), job.out)
-    for info in tqdm(todo, unit="video", disable=not job.progress, dynamic_ncols=True):
+    barrier(rank)  # every rank listed the finished videos before any rank finishes another
+    share = rank_share(todo, rank)
+    if rank.distributed:
+        logger.info("rank %d of %d: scoring %d of the %d videos to score", rank.rank,
+                    rank.world_size, len(share), len(todo))
+    for info in tqdm(share, unit="video", disable=not job.progress, dynamic_ncols=True):
         try:
             scored = score_shard_video(ckpt, shards, info, window)
             events = find_events(scored.frame_scores, scored.fps, job.threshold,
@@ -138,7 +167,7 @@ def score_shards(
                              "reason": str(err)})
             continue
         tqdm.write(one_line(summary))
-    return failures, len(todo) - len(failures), len(videos) - len(todo)
+    return failures, len(share) - len(failures), len(videos) - len(todo)
 
 
 def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
@@ -149,9 +178,15 @@ def select_videos(shards: ShardSet, split: str | None) -> list[VideoInfo]:
     return videos
 
 
-def run(job: ScoreJob) -> int:
+def run(job: ScoreJob, rank: Rank = Rank()) -> int:
     """Run `claws score`; exit code 0 when every video was scored, 1 otherwise, 2 on bad input
-    (including a folder another job holds, or one scored with other settings)."""
+    (including a folder another job holds, or one scored with other settings).
+
+    Args:
+        job: what `claws score` was asked to do.
+        rank: this process under torchrun (claws.extract.distributed.init_rank): every rank of
+            the job calls `run` and they return the same exit code.
+    """
     if bool(job.footage and job.footage.inputs) == bool(job.shards):
         logger.error("give either videos/folders or --shards DIR (not both, not neither)")
         return 2
@@ -160,32 +195,57 @@ def run(job: ScoreJob) -> int:
     except (FileNotFoundError, ValueError) as err:
         logger.error("%s", err)
         return 2
-    with folder_lock(job.out, "claws score"):
-        return _score_locked(ckpt, job)
+    with folder_lock(job.out, "claws score", rank):
+        return _score_locked(ckpt, job, rank)
 
 
-def _score_locked(ckpt: Checkpoint, job: ScoreJob) -> int:
+def _refused(error: Exception | None, rank: Rank) -> bool:
+    """Whether this rank or any other met bad input (a collective: every rank calls it)."""
+    if error is not None:
+        logger.error("%s", error)
+    refused = all_sum(int(error is not None), rank) > 0
+    if refused and error is None:
+        logger.error("rank %d of %d: stopping, another rank refused the input (see its message)",
+                     rank.rank, rank.world_size)
+    return refused
+
+
+def _score_locked(ckpt: Checkpoint, job: ScoreJob, rank: Rank) -> int:
     """The rest of `run`, with the scores folder locked."""
-    out = job.out
+    out, error = job.out, None
     try:
         fields = _run_fields(ckpt, job, job.window or checkpoint_window(ckpt))
-        check_settings(out, fields, job.overwrite)
+        if rank.rank == 0:  # one rank reads (with --overwrite: clears) the folder's settings
+            check_settings(out, fields, job.overwrite)
+    except BAD_INPUT as err:
+        error = err
+    if _refused(error, rank):
+        return 2
+    try:
         if job.shards:
             shards = ShardSet(job.shards)
             check_feature_dim(ckpt, shards.feature_dim, str(job.shards))
             videos, failures = select_videos(shards, job.split), []
         else:
             shards, videos, failures = extract_inputs(ckpt, job.footage, out / FEATURES_DIR,
-                                                      exclude=score_outputs(out))
-    except (FileNotFoundError, ShardError, FeatureMismatch, ValueError) as err:
-        logger.error("%s", err)
+                                                      exclude=score_outputs(out), rank=rank)
+    except BAD_INPUT as err:
+        error = err
+    if _refused(error, rank):
         return 2
-    failed, scored, kept = score_shards(ckpt, shards, videos, job, fields) if videos else ([], 0, 0)
-    failures += failed
-    write_jsonl(out / FAILURES, failures)
-    index = write_index(out)
-    finished = sum(1 for _ in index.read_text().splitlines())
-    logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s lists %d "
-                "videos", scored, kept, len(failures),
-                f" (see {out / FAILURES})" if failures else "", index, finished)
+    failed, scored, kept = (score_shards(ckpt, shards, videos, job, fields, rank) if videos
+                            else ([], 0, 0))
+    mine = failures + failed
+    gathered = all_gather((mine, scored), rank)  # returns once every rank wrote its videos
+    failures = sorted((f for part, _ in gathered for f in part), key=lambda f: f["video_id"])
+    if rank.distributed:
+        logger.info("rank %d of %d: %d videos scored, %d failed; %d failed over all ranks",
+                    rank.rank, rank.world_size, scored, len(mine), len(failures))
+    if rank.rank == 0:
+        write_jsonl(out / FAILURES, failures)
+        index = write_index(out)
+        finished = sum(1 for _ in index.read_text().splitlines())
+        logger.info("%d videos scored in this run, %d already scored (kept), %d failed%s; %s "
+                    "lists %d videos", sum(n for _, n in gathered), kept, len(failures),
+                    f" (see {out / FAILURES})" if failures else "", index, finished)
     return 1 if failures else 0
