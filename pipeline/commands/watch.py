@@ -48,7 +48,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reconnect", metavar="SECONDS", type=SECONDS, default=30.0,
                    help="how long a lost network stream, or one that does not open, is retried")
     p.add_argument("--timeout", metavar="SECONDS", type=SECONDS, default=10.0,
-                   help="a read waiting longer loses the stream (0: FFmpeg's default)")
+                   help="a read waiting longer loses the stream (0: FFmpeg's default); a followed "
+                   "file not grown for this long has ended")
+    p.add_argument("--no-drop", dest="drop", action="store_false",
+                   help="wait for the scoring instead of dropping clips when it is slower than "
+                   "real time (for a sender that waits for its reader, e.g. a recording served "
+                   "over the network; a camera does not wait)")
+    p.add_argument("--follow", action="store_true",
+                   help="file sources are still being written: follow them like `tail -f` "
+                   "(MPEG-TS, Matroska, fragmented MP4), waiting up to --reconnect for them to "
+                   "appear")
+    evidence = p.add_argument_group("evidence clips")
+    evidence.add_argument("--no-evidence", dest="evidence", action="store_false",
+                          help="do not save events as MP4s in OUT/<name>/evidence/")
+    evidence.add_argument("--evidence-before", metavar="SECONDS", type=SECONDS, default=5.0,
+                          help="footage kept before an event's start in its evidence clip")
+    evidence.add_argument("--evidence-after", metavar="SECONDS", type=SECONDS, default=5.0,
+                          help="footage kept after a confirmed event's end in its evidence clip")
     c3d = p.add_argument_group("C3D")
     add_c3d_options(c3d)
     c3d.add_argument("--device", metavar="DEVICE", default="cpu",
@@ -67,4 +83,6 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights, mean=args.mean, precision=args.precision, device=args.device,
         threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
         window=args.window, record=args.record, reconnect=args.reconnect, timeout=args.timeout,
+        follow=args.follow, drop=args.drop, evidence=args.evidence,
+        evidence_before=args.evidence_before, evidence_after=args.evidence_after,
     ), emit=lambda line: print(line, flush=True))

@@ -23,7 +23,9 @@ import queue
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -41,10 +43,12 @@ from claws.pipeline.training.checkpoint import Checkpoint, load_checkpoint
 from claws.pipeline.watching.source import (
     RECORD_PREFIX, Clip, Dropped, Reader, Source, StreamDone, StretchEnd, StretchStart, is_file,
 )
+from claws.pipeline.watching.evidence import Evidence, evidence_name
 from claws.pipeline.watching.stretch import Stretch
 
 logger = logging.getLogger(__name__)
 
+READER_EXIT_S = 5.0  # beyond --timeout, how long a stopped reader is waited for
 QUEUE_CLIPS = 8  # clips waiting between a reader and the network (5 s at 25 fps), per stream
 STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted", "dropped": "interrupted"}
 
@@ -68,6 +72,11 @@ class WatchJob:
     record: bool = False  # remux each stretch into stretch-<n>.ts
     reconnect: float = 30.0  # seconds a lost (or never opened) source is retried
     timeout: float = 10.0  # seconds a read may wait before the stream counts as lost
+    follow: bool = False  # file sources are still being written: follow them like `tail -f`
+    drop: bool = True  # a network source slower than real time drops clips (False: waits)
+    evidence: bool = True  # save each event as an MP4 (evidence/<stretch>-<event>.mp4)
+    evidence_before: float = 5.0  # seconds of footage before an event's start in its evidence
+    evidence_after: float = 5.0  # seconds after its end
 
 
 def stream_name(url: str) -> str:
@@ -130,18 +139,22 @@ class Lines:
 
     def __init__(self, out: Path) -> None:
         self.out, self.files = out, {}
+        self.lock = threading.Lock()  # the job's thread and the evidence finisher's write
 
     def write(self, stream: str, name: str, record: dict) -> None:
         key = (stream, name)
-        if key not in self.files:
-            self.files[key] = (self.out / stream / name).open("a", encoding="utf-8")
-        handle: TextIO = self.files[key]
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+        with self.lock:
+            if key not in self.files:
+                self.files[key] = (self.out / stream / name).open("a", encoding="utf-8")
+            handle: TextIO = self.files[key]
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
 
     def close(self) -> None:
-        for handle in self.files.values():
-            handle.close()
+        with self.lock:
+            for handle in self.files.values():
+                handle.close()
+            self.files = {}
 
 
 def run(job: WatchJob, emit: Callable[[str], None]) -> int:
@@ -183,9 +196,13 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
     items: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS * len(sources))
     stop = threading.Event()
     lines = Lines(job.out)
-    watcher = _Watcher(job, ckpt, lines, batches, emit)
-    readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout)
-               for s in sources]
+    finisher = ThreadPoolExecutor(1, thread_name_prefix="claws-evidence")
+    evidence = {s.name: Evidence(s.folder, job.evidence_before, job.evidence_after, finisher,
+                                 partial(_evidence_written, lines, s.name))
+                for s in sources} if job.evidence else {}
+    watcher = _Watcher(job, ckpt, lines, batches, emit, evidence)
+    readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout,
+                      job.follow, job.drop, evidence.get(s.name)) for s in sources]
     for reader in readers:
         reader.start()
     try:
@@ -199,8 +216,22 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
         return 0
     finally:
         stop.set()
+        for reader in readers:  # each finishes its evidence writers as it leaves
+            reader.join(job.timeout + READER_EXIT_S)
+        finisher.shutdown(wait=True)
+        for clips in evidence.values():
+            clips.shutdown()
         lines.close()
     return 1 if watcher.failed else 0
+
+
+def _evidence_written(lines: "Lines", stream: str, stretch: int, event: int, path: Path | None,
+                      first_s: float, last_s: float, error: str | None) -> None:
+    """A stream.jsonl record for an evidence clip written (or not, with the reason)."""
+    lines.write(stream, "stream.jsonl", {
+        "stream": stream, "record": "evidence", "stretch": stretch, "event": event,
+        "file": evidence_name(stretch, event) if path is not None else None,
+        "from_s": first_s, "to_s": last_s, "error": error})
 
 
 def _take(items: queue.Queue, most: int) -> list:
@@ -218,8 +249,9 @@ class _Watcher:
     """The job's state: the stretch in progress of every stream, and the streams finished."""
 
     def __init__(self, job: WatchJob, ckpt: Checkpoint, lines: Lines, batches: NetworkBatches,
-                 emit: Callable[[str], None]) -> None:
+                 emit: Callable[[str], None], evidence: dict[str, Evidence]) -> None:
         self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
+        self.evidence = evidence
         self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
         self.stretches: dict[str, Stretch] = {}
         self.failed: dict[str, str] = {}
@@ -256,9 +288,27 @@ class _Watcher:
         return list(features.numpy())
 
     def write(self, stream: str, name: str, record: dict) -> None:
+        if name == "events.jsonl" and stream in self.evidence:
+            self._evidence(self.evidence[stream], record)
         self.lines.write(stream, name, record)
         if name == "events.jsonl":
             self.emit(event_line(record))
+
+    def _evidence(self, evidence: Evidence, record: dict) -> None:
+        """Tell the stream's reader what an event change means for its evidence clip; a closing
+        record names the clip and the stretch times it is planned to cover."""
+        stretch, event, status = record["stretch"], record["event"], record["status"]
+        if status == "opened":
+            evidence.open(stretch, event, record["start_s"])
+        elif status == "withdrawn":
+            evidence.discard(stretch, event)
+        elif status in ("confirmed", "interrupted", "stopped"):
+            after = self.job.evidence_after if status == "confirmed" else 0.0
+            evidence.close(stretch, event, record["end_s"] if after else None)
+            record.update(evidence=evidence_name(stretch, event),
+                          evidence_from_s=round(max(0.0, record["start_s"] -
+                                                    self.job.evidence_before), 3),
+                          evidence_to_s=round(record["end_s"] + after, 3))
 
     def _start(self, item: StretchStart) -> None:
         if item.lost_at is not None:
@@ -285,6 +335,8 @@ class _Watcher:
             curve = stretch.end(wall, status)
             path = save_npy(self.job.out / stream / f"{RECORD_PREFIX}{stretch.number}.npy", curve)
             record["curve"] = path.name
+        if stream in self.evidence:
+            self.evidence[stream].forget(stretch.number)
         self.write(stream, "stream.jsonl", record)
 
     def _done(self, item: StreamDone) -> None:

@@ -24,6 +24,7 @@ Shapes: clips (16, 112, 112, 3) uint8 crops as `preprocess` makes them.
 
 from __future__ import annotations
 
+import io
 import logging
 import queue
 import threading
@@ -37,11 +38,14 @@ import torch
 
 from claws.data.clips import CLIP_LEN, pad_clip_frames
 from claws.extract.video import DEFAULT_FPS, frame_chunks
+from claws.pipeline.watching.evidence import Evidence
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
 BACKOFF_CAP_S = 5.0
+FOLLOW_IDLE_S = 10.0  # a followed file not grown for this long has ended (when --timeout is 0)
+FOLLOW_POLL_S = 0.1  # how often a followed file is looked at while it does not grow
 AHEAD_S = 1.0  # a source more than this ahead of real time (a burst, a file) is waited for
 RECORD_PREFIX = "stretch-"
 
@@ -129,18 +133,66 @@ def open_source(url: str, timeout_s: float):
     return container
 
 
+class GrowingFile(io.RawIOBase):
+    """A file still being written, read like `tail -f`: at its end a read waits for more bytes,
+    and the end comes once the file has not grown for `idle_s` seconds (or `stop` is set).
+
+    Containers that can be read while written (MPEG-TS, Matroska, fragmented MP4) work; an MP4
+    whose index is written last does not (FFmpeg then names the file in its error)."""
+
+    def __init__(self, path: str, idle_s: float, stop: threading.Event) -> None:
+        super().__init__()
+        self.handle = open(path, "rb")
+        self.idle_s, self.stop = idle_s, stop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        since = time.monotonic()
+        while True:
+            count = self.handle.readinto(buffer)
+            if count:
+                return count
+            if self.stop.is_set() or time.monotonic() - since >= self.idle_s:
+                return 0
+            self.stop.wait(FOLLOW_POLL_S)
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()
+
+
+def open_growing(path: str, idle_s: float, stop: threading.Event):
+    """The opened container of a file still being written (see GrowingFile)."""
+    import av
+
+    file = GrowingFile(path.removeprefix("file:"), idle_s, stop)
+    try:
+        container = av.open(file)
+    except BaseException:
+        file.close()
+        raise
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path}: no video stream")
+    return container
+
+
 def stream_fps(stream) -> float:
     """The frame rate as claws.extract.video reads it (average, else guessed, else the default)."""
     rate = float(stream.average_rate or stream.guessed_rate or 0)
     return rate if rate > 0 else DEFAULT_FPS
 
 
-def recorded_frames(container, stream, recorder: Callable | None) -> Iterator:
-    """Decoded frames of `stream`, each packet recorded (remuxed) before it is decoded."""
+def recorded_frames(container, stream, taps: list[Callable]) -> Iterator:
+    """Decoded frames of `stream`; each packet is handed to the taps (in order: a recorder, which
+    empties it, last) before its frames are yielded."""
     for packet in container.demux(stream):
         frames = packet.decode()
-        if recorder is not None and packet.dts is not None:
-            recorder(packet)
+        if packet.dts is not None:
+            for tap in taps:
+                tap(packet)
         yield from frames
 
 
@@ -173,14 +225,22 @@ class Reader(threading.Thread):
         record: remux each stretch into `stretch-<n>.ts` in the stream's folder.
         reconnect_s: how long a lost network source is retried (and a source that never opened).
         timeout_s: a read that waits longer than this loses the stream (0: FFmpeg's default).
+        drop: a network source drops clips rather than wait for a job slower than real time
+            (False: it is waited for, as a sender that waits for its reader can be).
+        evidence: the stream's evidence clips (claws.pipeline.watching.evidence), fed every packet.
+        follow: a file source is still being written: follow it (GrowingFile, its end after
+            `timeout_s` seconds without growth) and wait up to `reconnect_s` for it to appear.
     """
 
     def __init__(self, source: Source, preprocess: Callable[[np.ndarray], torch.Tensor],
                  items: queue.Queue, stop: threading.Event, record: bool, reconnect_s: float,
-                 timeout_s: float) -> None:
+                 timeout_s: float, follow: bool = False, drop: bool = True,
+                 evidence: Evidence | None = None) -> None:
         super().__init__(name=f"claws-watch-{source.name}", daemon=True)
         self.source, self.preprocess, self.items, self.stop = source, preprocess, items, stop
         self.record, self.reconnect_s, self.timeout_s = record, reconnect_s, timeout_s
+        self.follow, self.drop = follow and is_file(source.url), drop
+        self.evidence = evidence
 
     def put(self, item: Item) -> bool:
         """Queue `item`, waiting while the queue is full; False once the job stops."""
@@ -207,10 +267,12 @@ class Reader(threading.Thread):
         since, backoff, error = time.time(), BACKOFF_START_S, None
         while not self.stop.is_set():
             try:
-                container = open_source(url, self.timeout_s)
+                container = (open_growing(url, self.timeout_s or FOLLOW_IDLE_S, self.stop)
+                             if self.follow else open_source(url, self.timeout_s))
             except Exception as err:  # any failure to open: retried, then named
                 error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-                if is_file(url) or time.time() - since >= self.reconnect_s:
+                once = is_file(url) and not self.follow
+                if once or time.time() - since >= self.reconnect_s:
                     break
                 logger.debug("%s: cannot open (%s); retrying in %.1f s", url, error, backoff)
                 self.stop.wait(backoff)
@@ -231,7 +293,11 @@ class Reader(threading.Thread):
         name, fps = self.source.name, stream_fps(stream)
         path = self.source.folder / f"{RECORD_PREFIX}{stretch}.ts" if self.record else None
         recorder = Recorder(path, stream) if path else None
-        drops = Drops(name, live=not is_file(self.source.url))
+        drops = Drops(name, live=self.drop and not is_file(self.source.url))
+        evidence = self.evidence
+        if evidence is not None:
+            evidence.start(stream, stretch, 0.0)
+        taps = [t for t in (evidence and evidence.add, recorder) if t is not None]
         try:
             start = StretchStart(name, stretch, fps, time.time(), lost_at,
                                  str(path) if path else None, 0)
@@ -239,12 +305,12 @@ class Reader(threading.Thread):
                 return True, stretch + 1
             opened, seen = time.time(), 0  # frames decoded since the source opened
             num_frames = clip = 0
-            frames = recorded_frames(container, stream, recorder)
+            frames = recorded_frames(container, stream, taps)
             for chunk in frame_chunks(frames, CLIP_LEN, self.source.url):
                 seen += len(chunk)
                 crops = self.preprocess(pad_clip_frames(chunk)[None])[0]
                 item = Clip(name, stretch, clip, len(chunk), crops, time.time())
-                behind = time.time() - opened >= seen / fps - AHEAD_S  # not ahead of real time
+                behind = drops.live and time.time() - opened >= seen / fps - AHEAD_S
                 if drops.active or (behind and not self._put_now(item)):
                     if drops.add(item, self.items.full()):
                         continue  # still full: this clip is dropped too
@@ -253,6 +319,8 @@ class Reader(threading.Thread):
                     stretch, num_frames, clip = stretch + 1, 0, 0
                     restart = StretchStart(name, stretch, fps, time.time(), None,
                                            str(path) if path else None, seen - len(chunk))
+                    if evidence is not None:
+                        evidence.stretch_at(stretch, restart.first_frame / fps)
                     if not all(map(self.put, (ended, drops.record(stretch - 1), restart))):
                         return True, stretch + 1
                     item = item._replace(stretch=stretch, index=0)
@@ -269,9 +337,12 @@ class Reader(threading.Thread):
             return not self.put(StretchEnd(name, stretch, num_frames, time.time(), reason)), \
                 stretch + 1
         finally:
-            container.close()
             if recorder is not None:
                 recorder.close()
+            if evidence is not None:
+                evidence.end(container)  # it closes the input when no longer needed
+            else:
+                container.close()
 
     def _put_now(self, item: Item) -> bool:
         """Queue `item` if there is room now."""
