@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="file sources are still being written: follow them like `tail -f` "
                    "(MPEG-TS, Matroska, fragmented MP4), waiting up to --reconnect for them to "
                    "appear")
+    tell = p.add_argument_group("integrations")
+    tell.add_argument("--on-event", metavar="CMD",
+                      help="shell command run for each event change and evidence clip: the JSON "
+                      "record on its stdin, CLAWS_STREAM, CLAWS_STATUS, CLAWS_EVENT, CLAWS_PEAK, "
+                      "CLAWS_START_S, CLAWS_END_S, CLAWS_EVIDENCE... in its environment")
+    tell.add_argument("--webhook", metavar="URL",
+                      help="POST each event change and evidence clip as JSON to URL")
     evidence = p.add_argument_group("evidence clips")
     evidence.add_argument("--no-evidence", dest="evidence", action="store_false",
                           help="do not save events as MP4s in OUT/<name>/evidence/")
@@ -85,4 +92,5 @@ def run(args: argparse.Namespace) -> int:
         window=args.window, record=args.record, reconnect=args.reconnect, timeout=args.timeout,
         follow=args.follow, drop=args.drop, evidence=args.evidence,
         evidence_before=args.evidence_before, evidence_after=args.evidence_after,
+        on_event=args.on_event, webhook=args.webhook,
     ), emit=lambda line: print(line, flush=True))

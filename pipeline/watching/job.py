@@ -44,6 +44,7 @@ from claws.pipeline.watching.source import (
     RECORD_PREFIX, Clip, Dropped, Reader, Source, StreamDone, StretchEnd, StretchStart, is_file,
 )
 from claws.pipeline.watching.evidence import Evidence, evidence_name
+from claws.pipeline.watching.notify import Notifier
 from claws.pipeline.watching.stretch import Stretch
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class WatchJob:
     evidence: bool = True  # save each event as an MP4 (evidence/<stretch>-<event>.mp4)
     evidence_before: float = 5.0  # seconds of footage before an event's start in its evidence
     evidence_after: float = 5.0  # seconds after its end
+    on_event: str | None = None  # shell command run per event change and evidence clip
+    webhook: str | None = None  # URL each of them is POSTed to as JSON
 
 
 def stream_name(url: str) -> str:
@@ -196,11 +199,14 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
     items: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS * len(sources))
     stop = threading.Event()
     lines = Lines(job.out)
+    notifier = Notifier(job.on_event, job.webhook) if job.on_event or job.webhook else None
+    if notifier is not None:
+        notifier.start()
     finisher = ThreadPoolExecutor(1, thread_name_prefix="claws-evidence")
     evidence = {s.name: Evidence(s.folder, job.evidence_before, job.evidence_after, finisher,
-                                 partial(_evidence_written, lines, s.name))
+                                 partial(_evidence_written, lines, notifier, s))
                 for s in sources} if job.evidence else {}
-    watcher = _Watcher(job, ckpt, lines, batches, emit, evidence)
+    watcher = _Watcher(job, ckpt, lines, batches, emit, evidence, notifier)
     readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout,
                       job.follow, job.drop, evidence.get(s.name)) for s in sources]
     for reader in readers:
@@ -221,17 +227,22 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
         finisher.shutdown(wait=True)
         for clips in evidence.values():
             clips.shutdown()
+        if notifier is not None:
+            notifier.finish()
         lines.close()
     return 1 if watcher.failed else 0
 
 
-def _evidence_written(lines: "Lines", stream: str, stretch: int, event: int, path: Path | None,
-                      first_s: float, last_s: float, error: str | None) -> None:
+def _evidence_written(lines: "Lines", notifier: Notifier | None, source: Source, stretch: int,
+                      event: int, path: Path | None, first_s: float, last_s: float,
+                      error: str | None) -> None:
     """A stream.jsonl record for an evidence clip written (or not, with the reason)."""
-    lines.write(stream, "stream.jsonl", {
-        "stream": stream, "record": "evidence", "stretch": stretch, "event": event,
-        "file": evidence_name(stretch, event) if path is not None else None,
-        "from_s": first_s, "to_s": last_s, "error": error})
+    record = {"stream": source.name, "record": "evidence", "stretch": stretch, "event": event,
+              "file": evidence_name(stretch, event) if path is not None else None,
+              "from_s": first_s, "to_s": last_s, "error": error}
+    lines.write(source.name, "stream.jsonl", record)
+    if notifier is not None:
+        notifier.send("evidence", source.folder, record)
 
 
 def _take(items: queue.Queue, most: int) -> list:
@@ -249,9 +260,10 @@ class _Watcher:
     """The job's state: the stretch in progress of every stream, and the streams finished."""
 
     def __init__(self, job: WatchJob, ckpt: Checkpoint, lines: Lines, batches: NetworkBatches,
-                 emit: Callable[[str], None], evidence: dict[str, Evidence]) -> None:
+                 emit: Callable[[str], None], evidence: dict[str, Evidence],
+                 notifier: Notifier | None) -> None:
         self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
-        self.evidence = evidence
+        self.evidence, self.notifier = evidence, notifier
         self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
         self.stretches: dict[str, Stretch] = {}
         self.failed: dict[str, str] = {}
@@ -293,6 +305,8 @@ class _Watcher:
         self.lines.write(stream, name, record)
         if name == "events.jsonl":
             self.emit(event_line(record))
+            if self.notifier is not None:
+                self.notifier.send("event", self.job.out / stream, record)
 
     def _evidence(self, evidence: Evidence, record: dict) -> None:
         """Tell the stream's reader what an event change means for its evidence clip; a closing

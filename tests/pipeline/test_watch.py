@@ -446,12 +446,28 @@ def test_a_file_still_being_written_is_followed_to_its_end(live_run, tmp_path):
 def test_an_event_of_a_file_read_ahead_of_the_scoring_gets_its_evidence_clip(live_run, tmp_path):
     """The reader reaches the file's end before the job scores the clip that opens the event:
     the ended source's packets are kept until its stretch ends, so the clip is still written;
-    the closing record names it and stream.jsonl says when it was written."""
+    the closing record names it, stream.jsonl says when it was written, and --webhook and
+    --on-event are told of each."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_notify import Hook
+
     video = write_video(tmp_path / "door.mp4", synthetic_frames(48, seed=4), fps=25.0)
     out = tmp_path / "live"
-    assert main(["watch", str(video), "--run", str(live_run), "--out", str(out), *C3D,
-                 "--threshold", "0", "--min-duration", "0", "--evidence-before", "1"]) == 0
+    hook = Hook()
+    told = tmp_path / "told.txt"
+    try:
+        assert main(["watch", str(video), "--run", str(live_run), "--out", str(out), *C3D,
+                     "--threshold", "0", "--min-duration", "0", "--evidence-before", "1",
+                     "--webhook", hook.url,
+                     "--on-event", f"echo $CLAWS_STATUS $CLAWS_EVIDENCE >> {told}"]) == 0
+    finally:
+        hook.close()
     door = out / "door"
+    # the integrations got every event change and the clip (written as soon as the event
+    # opened here: the file had ended, so every packet the clip can hold was there)
+    told_hook = [b.get("status") or b["record"] for b in hook.bodies if b.get("status") != "changed"]
+    assert told_hook[0] == "opened" and sorted(told_hook[1:]) == ["confirmed", "evidence"]
+    assert f"written {door / 'evidence' / '1-1.mp4'}" in told.read_text().splitlines()
     closing = lines(door / "events.jsonl")[-1]
     assert closing["status"] == "confirmed" and closing["evidence"] == "evidence/1-1.mp4"
     assert closing["evidence_from_s"] == 0.0 and closing["evidence_to_s"] == closing["end_s"] + 5
