@@ -63,6 +63,8 @@ COVERED_BY = {
     "pipeline/evaluation/report.py": ["tests/pipeline/test_evaluation.py"],
     "pipeline/review/site.py": ["tests/pipeline/test_review_site.py"],
     "pipeline/review/video.py": ["tests/pipeline/test_review_site.py"],
+    "pipeline/review/live.py": ["tests/pipeline/test_review_live.py"],
+    "pipeline/review/live_site.py": ["tests/pipeline/test_review_live.py"],
     "pipeline/watching/job.py": ["tests/pipeline/test_watch.py"],
     "pipeline/watching/source.py": ["tests/pipeline/test_watch.py"],
     "pipeline/watching/stretch.py": ["tests/pipeline/test_watch.py"],

@@ -14,7 +14,8 @@ third-party code. Layout of `review/`:
     previews/STEM.mp4 H.264 previews of sources a browser cannot play (claws.pipeline.review.video)
 
 Every file is written atomically; curves and summaries are rewritten on each run (cheap), previews
-are kept. Shapes: N frames of a video, S sparkline points.
+are kept. A live folder's page (claws.pipeline.review.live_site) is the same site, its entries
+stretches or streams (summaries' `run.kind`). Shapes: N frames of a video, S sparkline points.
 """
 
 from __future__ import annotations
@@ -85,6 +86,26 @@ def _script(call: str, data: object) -> str:
     return f"{call}({text});\n"
 
 
+def rounded(frame_scores: np.ndarray) -> list[float]:
+    """A curve as the page gets it: 4 decimals (a browser draws no finer)."""
+    return np.round(np.asarray(frame_scores, dtype=np.float64), 4).tolist()
+
+
+def write_curve(review: Path, stem: str, curve: dict) -> Path:
+    """Write `curves/STEM.js`: one video's curve, loaded by the page when the video is opened."""
+    return write_text(Path(review) / "curves" / f"{stem}.js", _script("CLAWS.registerCurve", curve))
+
+
+def write_page(review: Path, summaries: dict) -> Path:
+    """Write the page's files into `review`: the assets, summaries.js (the triage table's data:
+    `run` and `videos`) and index.html, last, so that the page opens on complete data."""
+    review = Path(review)
+    for name in ASSETS:
+        write_text(review / name, asset_text(name))
+    write_text(review / "summaries.js", _script("CLAWS.registerSummaries", summaries))
+    return write_text(review / "index.html", PAGE)
+
+
 def _read_events(scores: Path, video_id: str) -> list[dict]:
     data = json.loads((scores / f"{file_stem(video_id)}{EVENTS_SUFFIX}").read_text())
     return list(data.get("events", []))
@@ -126,6 +147,7 @@ def write_review(
     truth: Mapping[str, np.ndarray] | None = None,
     previews: bool = True,
     progress: bool = False,
+    refresh_s: float | None = None,
 ) -> Path:
     """Write the review page of a scores folder.
 
@@ -135,6 +157,8 @@ def write_review(
             missing from it get none.
         previews: transcode sources a browser cannot play into review/previews/ (slow: once).
         progress: show a progress bar.
+        refresh_s: the page reloads itself every this many seconds (`claws review --follow`);
+            None: never.
 
     Returns:
         The path of index.html.
@@ -145,8 +169,6 @@ def write_review(
     scores = Path(scores)
     curves, rows = read_curves(scores)
     review = scores / REVIEW_DIR
-    for name in ASSETS:
-        write_text(review / name, asset_text(name))
     truth = truth or {}
     videos, missing = [], 0
     for info in tqdm(rows, unit="video", disable=not progress, dynamic_ncols=True):
@@ -157,17 +179,14 @@ def write_review(
         missing += shown.src is None
         videos.append({**video_record(info, events, curves[vid], labels), "footage": shown.note,
                        "curve_file": file_stem(vid)})
-        write_text(review / "curves" / f"{file_stem(vid)}.js", _script("CLAWS.registerCurve", {
+        write_curve(review, file_stem(vid), {
             "video_id": vid, "fps": info["fps"], "num_frames": info["num_frames"],
-            "scores": np.round(curves[vid].astype(np.float64), 4).tolist(),
-            "events": events,
+            "scores": rounded(curves[vid]), "events": events,
             "truth": truth_intervals(labels) if labels is not None else None,
             "src": shown.src, "footage": shown.note,
-        }))
-    header = run_header(rows, scores, bool(truth))
-    write_text(review / "summaries.js", _script("CLAWS.registerSummaries",
-                                                {"run": header, "videos": videos}))
-    page = write_text(review / "index.html", PAGE)
+        })
+    header = {**run_header(rows, scores, bool(truth)), "kind": "scores", "refresh_s": refresh_s}
+    page = write_page(review, {"run": header, "videos": videos})
     logger.info("review page of %d videos: %s%s", len(videos), page,
                 f" ({missing} without footage, noted on the page)" if missing else "")
     return page
