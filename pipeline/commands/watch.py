@@ -1,31 +1,44 @@
 """`claws watch`: live anomaly scores and events for streams (cameras, network feeds, files).
 
-A SOURCE is anything FFmpeg opens through PyAV: tcp://, udp://, http(s)://, rtsp://, a file. Each
-stream is decoded into 16-frame clips as frames arrive, passed through C3D (one network for all
-streams, their clips batched together), normalized with the CHECKPOINT's statistics and scored
-with the training run's windows of b clips, counted from the first clip of each uninterrupted
-stretch. A clip gets a provisional score at once, from its still-open window filled as offline
-scoring fills a video's last window (so it is what `claws score` would give were the stream to end
-now); when the window holds b clips, or the stretch ends, the scores are final: a stretch's final
-curve is what `claws score` gives for its recording (--record). Each stream writes OUT/<name>/:
-clips.jsonl (provisional and final clip scores), events.jsonl (events opened, changed, withdrawn,
-confirmed, interrupted by a drop, stopped), stream.jsonl (opened, stream lost with the gap's start
-and end, stretch ended, finished or failed), stretch-<n>.npy (a stretch's final frame curve) and
-with --record stretch-<n>.ts (its packets remuxed, no re-encode). Every line is flushed as it is
-written and never rewritten; a rerun into the same OUT appends. Each event change is also one line
-on stdout. A lost network stream is reopened (backoff 0.5 s doubling to 5 s) for --reconnect
-seconds; no clip spans the gap: a new stretch starts. SIGINT/SIGTERM end every stretch in
-progress (its events "stopped") and exit 0. A source that never opens is an error for that
-stream; the others go on and the exit code is 1. MIL runs are refused (MIL scores the 32 segments
-of a whole video; a stream has no end). One job at a time per --out.
+A SOURCE is anything FFmpeg opens through PyAV: rtsp:// (over TCP), tcp://, udp://, http(s)://,
+a file (--follow: one still being written); --streams FILE adds `name,url` lines. Each stream is
+decoded into 16-frame clips as frames arrive, passed through C3D (one network for all streams of
+the process, their clips batched together), normalized with the checkpoint's statistics and
+scored with the training run's windows of b clips, counted from the first clip of each
+uninterrupted stretch. A clip gets a provisional score at once, from its still-open window filled
+as offline scoring fills a video's last window (what `claws score` would give were the stream to
+end now); when the window holds b clips, or the stretch ends, the scores are final: a stretch's
+final curve is what `claws score` gives for its recording (--record), to C3D's float rounding.
+Each stream writes OUT/<name>/: clips.jsonl (provisional and final clip scores), events.jsonl
+(events opened, changed, withdrawn, confirmed, interrupted, stopped), stream.jsonl (opened,
+stream lost with the gap's start and end, frames dropped, stretch ended, evidence written,
+finished or failed), stretch-<n>.npy (a stretch's final frame curve), evidence/<stretch>-<event>.mp4
+(each event from --evidence-before seconds before its start to --evidence-after after its end)
+and with --record stretch-<n>.ts (its packets remuxed, no re-encode). Every line is flushed as it
+is written and never rewritten; a rerun into the same OUT appends. Each event change is one line
+on stdout, and is handed to --on-event and --webhook. A lost network stream is reopened (backoff
+0.5 s doubling to 5 s) for --reconnect seconds; no clip spans the gap: a new stretch starts. When
+scoring is slower than real time, a network stream drops whole clips (counted in stream.jsonl)
+and a new stretch starts; --no-drop waits instead. SIGINT/SIGTERM end every stretch in progress
+(its events "stopped") and exit 0. A source that never opens is an error for that stream; the
+others go on and the exit code is 1. MIL runs are refused (MIL scores the 32 segments of a whole
+video; a stream has no end). One job at a time per --out.
+
+    torchrun --nproc_per_node=2 -m claws.pipeline.cli -- watch ...   (ranks split the streams)
+
+Under torchrun stream i goes to rank i mod the number of ranks; each rank has its own C3D
+(--device cuda: cuda:LOCAL_RANK), and all return the worst exit code once every rank is done.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from claws.pipeline.options import SECONDS, add_c3d_options, add_event_options
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "watch", help="live anomaly scores and events for streams as frames arrive",
         description=__doc__,
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
                    help="streams or files: tcp://, udp://, http(s)://, rtsp://, a path")
+    p.add_argument("--streams", metavar="FILE", type=Path,
+                   help="more streams: a CSV of `name,url` lines (a header line name,url and "
+                   "# comments allowed)")
     p.add_argument("--run", metavar="RUN", type=Path, required=True,
                    help="training run directory (its latest checkpoint) or a checkpoint file")
     p.add_argument("--out", metavar="DIR", type=Path, required=True,
@@ -82,15 +98,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `claws watch`; 0 when every source opened (also when stopped by a signal), 1 when one
-    never did, 2 on bad input."""
+    never did, 2 on bad input (under torchrun: the worst of all ranks, on every rank)."""
+    from claws.extract.distributed import init_rank, rank_device, shutdown
     from claws.pipeline.watching.job import WatchJob, run as watch  # torch, PyAV
 
-    return watch(WatchJob(
-        sources=list(args.sources), run=args.run, out=args.out, names=args.name,
-        weights=args.weights, mean=args.mean, precision=args.precision, device=args.device,
-        threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
-        window=args.window, record=args.record, reconnect=args.reconnect, timeout=args.timeout,
-        follow=args.follow, drop=args.drop, evidence=args.evidence,
-        evidence_before=args.evidence_before, evidence_after=args.evidence_after,
-        on_event=args.on_event, webhook=args.webhook,
-    ), emit=lambda line: print(line, flush=True))
+    try:
+        rank = init_rank(args.device)
+    except ValueError as err:  # --device cuda:N under torchrun
+        logger.error("%s", err)
+        return 2
+    try:
+        return watch(WatchJob(
+            sources=list(args.sources), run=args.run, out=args.out, names=args.name,
+            streams=args.streams, weights=args.weights, mean=args.mean,
+            precision=args.precision, device=rank_device(args.device, rank),
+            threshold=args.threshold, min_duration=args.min_duration, merge_gap=args.merge_gap,
+            window=args.window, record=args.record, reconnect=args.reconnect,
+            timeout=args.timeout, follow=args.follow, drop=args.drop, evidence=args.evidence,
+            evidence_before=args.evidence_before, evidence_after=args.evidence_after,
+            on_event=args.on_event, webhook=args.webhook,
+        ), emit=lambda line: print(line, flush=True), rank=rank)
+    finally:
+        shutdown(rank)

@@ -17,6 +17,7 @@ error for that stream alone; the others go on and the job returns 1 at the end.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import queue
@@ -33,8 +34,10 @@ import numpy as np
 import torch
 
 from claws.data.atomic import save_npy, write_json
+from claws.data.text_files import read_text
 from claws.extract.c3d_weights import file_sha256
 from claws.extract.batches import ClipChunk, NetworkBatches, read_parts
+from claws.extract.distributed import Rank, all_gather
 from claws.model.mil import MilNet
 from claws.pipeline.lock import folder_lock
 from claws.pipeline.scoring.curve import checkpoint_window, check_features
@@ -62,6 +65,7 @@ class WatchJob:
     run: Path  # training run folder or checkpoint file
     out: Path  # one folder per stream inside
     names: list[str] | None = None  # stream names; None: made from the sources
+    streams: Path | None = None  # CSV of `name,url` rows: more streams
     weights: str | None = None  # C3D weights or "random"; None: the training features'
     mean: Path | None = None
     precision: str | None = None
@@ -91,9 +95,13 @@ def stream_name(url: str) -> str:
 def stream_names(sources: list[str], names: list[str] | None) -> list[str]:
     """One unique name per source (given ones kept; made ones numbered when they collide)."""
     if names is not None:
-        if len(names) != len(sources) or len(set(names)) != len(names):
+        if len(names) != len(sources):
             raise ValueError(f"--name gives {len(names)} names for {len(sources)} sources; give one "
                              "distinct name per source")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"stream name {twice[0]!r} is given twice (--name, --streams); give "
+                             "one distinct name per source")
         bad = [n for n in names if n in ("", ".", "..") or "/" in n or "\0" in n]
         if bad:
             raise ValueError(f"--name {bad[0]!r} is not a folder name; give a name without '/'")
@@ -107,6 +115,41 @@ def stream_names(sources: list[str], names: list[str] | None) -> list[str]:
             name = f"{base}-{n}"
         made.append(name)
     return made
+
+
+def read_streams(path: Path) -> tuple[list[str], list[str]]:
+    """The (names, urls) of a --streams file: CSV rows `name,url`, an optional header row
+    `name,url`, blank lines and lines starting with # ignored. ValueError names the file and the
+    line of a row that is not two fields."""
+    names, urls = [], []
+    rows = csv.reader(read_text(path).splitlines())
+    for number, row in enumerate(rows, 1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        row = [field.strip() for field in row]
+        if number == 1 and [f.lower() for f in row] == ["name", "url"]:
+            continue
+        if len(row) != 2 or not all(row):
+            raise ValueError(f"{path}, line {number}: {','.join(row)!r} is not `name,url`; give "
+                             "one stream per line as name,url")
+        names.append(row[0])
+        urls.append(row[1])
+    if not urls:
+        raise ValueError(f"{path}: no streams (one `name,url` per line)")
+    return names, urls
+
+
+def job_streams(job: "WatchJob") -> tuple[list[str], list[str]]:
+    """The (names, urls) of every stream of the job: SOURCEs (named by --name or after their
+    URLs), then the --streams file's; names are unique folder names (ValueError otherwise)."""
+    urls = list(job.sources)
+    names = stream_names(urls, job.names) if urls else []
+    if job.streams is not None:
+        more_names, more_urls = read_streams(job.streams)
+        names, urls = names + more_names, urls + more_urls
+    if not urls:
+        raise ValueError("no streams: give SOURCE arguments or --streams FILE")
+    return stream_names(urls, names), urls
 
 
 def next_stretch(folder: Path) -> int:
@@ -160,15 +203,18 @@ class Lines:
             self.files = {}
 
 
-def run(job: WatchJob, emit: Callable[[str], None]) -> int:
+def run(job: WatchJob, emit: Callable[[str], None], rank: Rank = Rank()) -> int:
     """Run `claws watch`; `emit` gets one line per event change. Returns 0 when every source
-    opened (also after SIGINT or SIGTERM), 1 when one never did, 2 on bad input."""
+    opened (also after SIGINT or SIGTERM), 1 when one never did, 2 on bad input. Under torchrun
+    (`rank`, claws.extract.distributed.init_rank) the streams are dealt out to the ranks in turn
+    (stream i to rank i mod world size), each rank watches its own with its own network, rank 0
+    holds the folder's lock, and every rank returns the job's worst code once all are done."""
     ckpt = load_checkpoint(job.run)
     if isinstance(ckpt.model, MilNet):
         raise ValueError(f"{job.run} is a MIL checkpoint: MIL scores the 32 segments of a whole "
                          "video, and a live stream has no end to cut into segments; watch with a "
                          "CLAWS Net run")
-    names = stream_names(job.sources, job.names)
+    names, urls = job_streams(job)
     fields = {"checkpoint_sha256": file_sha256(ckpt.path), "window": job.window or
               checkpoint_window(ckpt), "threshold": job.threshold,
               "min_duration_s": job.min_duration, "merge_gap_s": job.merge_gap}
@@ -183,14 +229,20 @@ def run(job: WatchJob, emit: Callable[[str], None]) -> int:
                             seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
     check_features(ckpt, settings.feature_dim, built.identity, f"C3D weights {settings.weights}")
     batches = NetworkBatches(built.network, default_batch_size(job.device), torch.device(job.device))
-    with folder_lock(job.out, "claws watch"):
-        check_settings(job.out, fields)  # again, now that no other job can write it
-        write_json(job.out / SETTINGS, fields)
+    with folder_lock(job.out, "claws watch", rank):
+        if rank.rank == 0:
+            check_settings(job.out, fields)  # again, now that no other job can write it
+            write_json(job.out / SETTINGS, fields)
         sources = []
-        for name, url in zip(names, job.sources):
-            (job.out / name).mkdir(parents=True, exist_ok=True)
-            sources.append(Source(name, url, job.out / name, next_stretch(job.out / name)))
-        return _watch(job, ckpt, sources, built.preprocess, batches, emit)
+        for index, (name, url) in enumerate(zip(names, urls)):
+            if index % rank.world_size == rank.rank:
+                (job.out / name).mkdir(parents=True, exist_ok=True)
+                sources.append(Source(name, url, job.out / name, next_stretch(job.out / name)))
+        if rank.distributed:
+            logger.info("rank %d of %d: watching %s", rank.rank, rank.world_size,
+                        ", ".join(s.name for s in sources) or "no stream (more ranks than streams)")
+        code = _watch(job, ckpt, sources, built.preprocess, batches, emit) if sources else 0
+        return max(all_gather(code, rank)) if rank.distributed else code
 
 
 def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, batches,
@@ -207,6 +259,7 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
                                  partial(_evidence_written, lines, notifier, s))
                 for s in sources} if job.evidence else {}
     watcher = _Watcher(job, ckpt, lines, batches, emit, evidence, notifier)
+    watcher.urls = {s.name: s.url for s in sources}
     readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout,
                       job.follow, job.drop, evidence.get(s.name)) for s in sources]
     for reader in readers:
@@ -264,6 +317,7 @@ class _Watcher:
                  notifier: Notifier | None) -> None:
         self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
         self.evidence, self.notifier = evidence, notifier
+        self.urls: dict[str, str] = {}  # stream name -> its URL
         self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
         self.stretches: dict[str, Stretch] = {}
         self.failed: dict[str, str] = {}
@@ -358,14 +412,10 @@ class _Watcher:
         self.finished += 1
         if item.error is not None:
             self.failed[item.stream] = item.error
-            logger.error("stream %s (%s) failed: %s", item.stream, self._url(item.stream), item.error)
+            logger.error("stream %s (%s) failed: %s", item.stream, self.urls[item.stream], item.error)
         self.write(item.stream, "stream.jsonl", {
             "stream": item.stream, "record": "failed" if item.error else "finished",
             "error": item.error, "wall": item.wall})
-
-    def _url(self, stream: str) -> str:
-        names = stream_names(self.job.sources, self.job.names)
-        return self.job.sources[names.index(stream)]
 
     def stop_all(self) -> None:
         """SIGINT or SIGTERM: end every stretch in progress, its events closed as stopped."""

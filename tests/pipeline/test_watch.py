@@ -12,6 +12,7 @@ with the number of clips in its network call.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -479,3 +480,58 @@ def test_an_event_of_a_file_read_ahead_of_the_scoring_gets_its_evidence_clip(liv
     with av.open(str(door / "evidence" / "1-1.mp4")) as clip:
         assert clip.streams.video[0].codec_context.name == "h264"
         assert sum(1 for _ in clip.decode(video=0)) == 48  # the whole file: before its end
+
+
+def test_a_streams_file_adds_named_streams(tmp_path):
+    from claws.pipeline.watching.job import WatchJob, job_streams, read_streams
+
+    listing = tmp_path / "cams.csv"
+    listing.write_text("\ufeffname,url\n# the lobby is down\n\ndoor, rtsp://10.0.0.5/live\n"
+                       "yard,tcp://10.0.0.6:9000\n")
+    assert read_streams(listing) == (["door", "yard"], ["rtsp://10.0.0.5/live",
+                                                        "tcp://10.0.0.6:9000"])
+    job = WatchJob(sources=["/data/gate.mp4"], run=Path("r"), out=Path("o"), streams=listing)
+    assert job_streams(job) == (["gate", "door", "yard"],
+                                ["/data/gate.mp4", "rtsp://10.0.0.5/live", "tcp://10.0.0.6:9000"])
+    listing.write_text("door,rtsp://10.0.0.5/live\nyard\n")
+    with pytest.raises(ValueError, match=r"cams.csv, line 2: 'yard' is not `name,url`"):
+        read_streams(listing)
+    listing.write_text("gate,rtsp://10.0.0.5/live\n")
+    with pytest.raises(ValueError, match="stream name 'gate' is given twice"):
+        job_streams(job)
+    with pytest.raises(ValueError, match="no streams: give SOURCE arguments or --streams FILE"):
+        job_streams(WatchJob(sources=[], run=Path("r"), out=Path("o")))
+
+
+@pytest.mark.slow  # one torchrun launch of two ranks; about a minute on the shared 2-core CPU
+def test_torchrun_two_ranks_split_the_streams(live_run, tmp_path):
+    """Three streams (two from a --streams file) and one that never opens, over two ranks: each
+    stream is watched once, by rank i mod 2, its final curve what `claws score` gives, and the
+    job exits 1 for the stream that failed on rank 1 (rank 0 too: it returns the worst code)."""
+    videos = [write_video(tmp_path / f"cam{i}.mp4", synthetic_frames(24 + 8 * i, seed=i),
+                          fps=25.0) for i in range(3)]
+    listing = tmp_path / "cams.csv"
+    listing.write_text("".join(f"cam{i},{v}\n" for i, v in enumerate(videos[1:], 1)))
+    out = tmp_path / "live"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2", "-m", "claws.pipeline.cli", "--"]
+    done = subprocess.run([*torchrun, "watch", str(videos[0]), "tcp://127.0.0.1:1", "--name",
+                           "cam0", "--name", "nowhere", "--streams", str(listing), "--run",
+                           str(live_run), "--out", str(out), *C3D, "--reconnect", "0",
+                           "--no-evidence"], timeout=600, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-3000:]
+    # the streams in order: cam0, nowhere (the SOURCEs), cam1, cam2 (the file)
+    assert "rank 0 of 2: watching cam0, cam1" in done.stderr
+    assert "rank 1 of 2: watching nowhere, cam2" in done.stderr
+    assert lines(out / "nowhere" / "stream.jsonl")[-1]["record"] == "failed"
+    # rank 0's streams were fine: it exits 1 because rank 1's failed (torchrun names it)
+    assert re.search(r"rank\s*: 0 \(local_rank: 0\)\s*exitcode\s*: 1", done.stderr), done.stderr
+    for i, video in enumerate(videos):
+        records = lines(out / f"cam{i}" / "stream.jsonl")
+        assert [r["record"] for r in records] == ["opened", "stretch ended", "finished"]
+        assert main(["score", str(video), "--run", str(live_run), *C3D, "--workers", "0",
+                     "--out", str(tmp_path / "offline"), "--no-progress"]) == 0
+        np.testing.assert_allclose(np.load(out / f"cam{i}" / "stretch-1.npy"),
+                                   np.load(tmp_path / "offline" / f"cam{i}.npy"), rtol=0,
+                                   atol=LIVE_ATOL)
+    assert not (out / ".claws.lock").exists()
