@@ -3,7 +3,7 @@ writes it.
 
 A watch folder OUT holds watch.json (the settings) and one folder per stream. A stream folder
 holds JSON-lines files, appended and flushed line by line: stream.jsonl (opened, stream lost,
-stretch ended, finished, failed), clips.jsonl (each clip's provisional score, later its final one),
+frames dropped, stretch ended, evidence clip written, finished, failed), clips.jsonl (each clip's provisional score, later its final one),
 events.jsonl (each change of an event); per ended stretch `stretch-<n>.npy` (its final curve), with
 --record `stretch-<n>.ts`, and per closed event its evidence clip (the record names it).
 
@@ -80,6 +80,9 @@ class LiveStream:
     # stream was lost and reopened; "unwatched": no job watched it; else the name of the
     # stream.jsonl record that says why the stretch ended there, such as dropped clips)
     gaps: list[dict] = field(default_factory=list)
+    # (stretch, event) -> the stream.jsonl record of its evidence clip once written (or failed):
+    # file (None when it failed, with the error) and the stretch times from_s, to_s it covers
+    evidence: dict[tuple[int, int], dict] = field(default_factory=dict)
 
     def recording_complete(self, stretch: LiveStretch) -> bool:
         """Whether a stretch's recording is written to its end: no job writes it any more, or the
@@ -183,9 +186,10 @@ def read_stream(folder: Path) -> LiveStream:
             int(opened.get("first_frame") or 0), end,
             end["status"] if end else ("live" if running else "open"), curve, final, shown,
             max(walls, default=opened.get("wall"))))
-    last = records[-1] if records else {}
+    evidence = {(r["stretch"], r["event"]): r for r in records if r.get("record") == "evidence"}
+    last = next((r for r in reversed(records) if r.get("record") != "evidence"), {})
     return LiveStream(folder.name, folder, _state(last, stretches, running), last.get("error"),
-                      running, stretches, _gaps(records, stretches))
+                      running, stretches, _gaps(records, stretches), evidence)
 
 
 def _latest(records: list[dict], key: str) -> dict[int, dict[int, dict]]:

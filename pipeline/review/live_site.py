@@ -165,15 +165,25 @@ def _recording(stream: LiveStream, stretch: LiveStretch, review: Path, previews:
 def _evidence(stream: LiveStream, stretch: LiveStretch, event: dict, review: Path,
               previews: bool) -> dict | None:
     """An event's evidence clip for the page: src (None when there is none yet), the note shown,
-    and the stretch time it covers (from_s, to_s). None when the record names no clip."""
-    name = event.get("evidence")
+    and the stretch time it covers (from_s, to_s: the clip's own, once stream.jsonl reports it
+    written; the closing record's plan before). None when the record names no clip."""
+    written = stream.evidence.get((stretch.number, event["event"]))
+    name = written.get("file") if written else event.get("evidence")
+    if written and not name:
+        return {"from_s": 0.0, "to_s": None, "src": None,
+                "note": f"no evidence clip: {written.get('error') or 'not written'}"}
     if not name:
         return None
+    span = ({"from_s": float(written["from_s"]), "to_s": written.get("to_s")} if written else
+            {"from_s": float(event.get("evidence_from_s") or 0.0), "to_s": event.get("evidence_to_s")})
     path = stream.folder / name
-    span = {"from_s": float(event.get("evidence_from_s") or 0.0), "to_s": event.get("evidence_to_s")}
     if not path.is_file():
-        note = ("evidence clip being recorded" if stream.state in ("live", "reconnecting") else
-                f"evidence clip {name} not found (its job ended before writing it)")
+        if written:
+            note = f"evidence clip {name} not found (written, then removed?)"
+        elif stream.running:
+            note = "evidence clip being recorded"
+        else:
+            note = f"evidence clip {name} not found (its job ended before writing it)"
         return {**span, "src": None, "note": note}
     shown = footage({"video_id": f"evidence-{stretch.number}-{event['event']}", "source": str(path),
                      "fps": stretch.fps}, review, previews)

@@ -79,6 +79,8 @@ def hand_stream(out: Path) -> Path:
          "recording": "stretch-1.ts"},
         {"stream": "cam", "record": "stretch ended", "stretch": 1, "status": "interrupted",
          "clips": 3, "frames": 40, "wall": 1002.0, "curve": "stretch-1.npy"},
+        {"stream": "cam", "record": "evidence", "stretch": 1, "event": 1,
+         "file": "evidence/1-1.mp4", "from_s": 0.24, "to_s": 1.6, "error": None},
         {"stream": "cam", "record": "stream lost", "from": 1002.0, "to": 1010.0, "gap_s": 8.0,
          "after_stretch": 1},
         {"stream": "cam", "record": "opened", "stretch": 2, "fps": FPS, "wall": 1010.0,
@@ -165,6 +167,12 @@ def test_stretches_sharing_a_recording(tmp_path: Path) -> None:
     ])
     _append(cam / "clips.jsonl", [_clip(1, 0, 0.3, True, 16, 1001.0),
                                   _clip(2, 0, 0.6, False, 16, 1003.0)])
+    _append(cam / "events.jsonl", [_event(1, 1, "interrupted", (0, 16), 0.7, 1001.0,
+                                          evidence="evidence/1-1.mp4", evidence_from_s=0.0,
+                                          evidence_to_s=0.64)])
+    _append(cam / "stream.jsonl", [{"stream": "cam", "record": "evidence", "stretch": 1, "event": 1,
+                                    "file": None, "from_s": 0.0, "to_s": 0.0,
+                                    "error": "no keyframe in the ring"}])
     write_video(cam / "stretch-1.ts", synthetic_frames(64, 48, 64, seed=1), FPS, codec="mpeg4")
     (out / ".claws.lock").write_text(json.dumps({"command": "claws watch"}))
     stream = read_stream(cam)
@@ -172,6 +180,7 @@ def test_stretches_sharing_a_recording(tmp_path: Path) -> None:
     assert (one.recording, two.recording, two.first_frame) == (cam / "stretch-1.ts",) * 2 + (48,)
     assert [(g["kind"], g["gap_s"]) for g in stream.gaps] == [("frames dropped", 1.5)]
     assert not stream.recording_complete(one)  # stretch 2 still records into it
+    assert stream.state == "live"  # an evidence record after the opening says nothing of it
     page = write_live_review(cam)
     curve = registered(page.parent / "curves" / "stretch-2.js", "CLAWS.registerCurve")
     assert curve["src"] is None and "in progress" in curve["footage"]
@@ -181,6 +190,8 @@ def test_stretches_sharing_a_recording(tmp_path: Path) -> None:
     curve = registered(page.parent / "curves" / "stretch-2.js", "CLAWS.registerCurve")
     assert curve["src"] == "previews/stretch-1.mp4" and curve["src_start_s"] == 48 / FPS
     assert sorted(p.name for p in (page.parent / "previews").iterdir()) == ["stretch-1.mp4"]
+    curve = registered(page.parent / "curves" / "stretch-1.js", "CLAWS.registerCurve")
+    assert curve["events"][0]["evidence"]["note"] == "no evidence clip: no keyframe in the ring"
 
 
 def test_stream_page_files(tmp_path: Path) -> None:
@@ -206,7 +217,8 @@ def test_stream_page_files(tmp_path: Path) -> None:
     # the ended, recorded stretch plays an H.264 preview of its recording, frame for frame
     assert one["src"] == "previews/stretch-1.mp4" and browser_playable(review / one["src"])
     evidence = one["events"][0]["evidence"]
-    assert evidence["src"] == "../evidence/1-1.mp4" and evidence["from_s"] == 0.2
+    # where the clip starts: as written (from its first keyframe), not as the closing record planned
+    assert evidence["src"] == "../evidence/1-1.mp4" and evidence["from_s"] == 0.24
     two = registered(review / "curves" / "stretch-2.js", "CLAWS.registerCurve")
     assert len(two["scores"]) == 96 and two["provisional"] == [[64, 96]]
     assert two["src"] is None and "recording" in two["footage"]
@@ -291,7 +303,8 @@ def test_write_live_review_on_a_stream_that_never_opened(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_a_real_watch_folder(live_run, tmp_path: Path) -> None:  # noqa: F811
     """`claws watch` on a small file with --record (read once to its end), then `claws review`."""
-    video = write_video(tmp_path / "door.mp4", synthetic_frames(40, seed=3), fps=FPS)
+    video = write_video(tmp_path / "door.mp4", synthetic_frames(40, seed=3), fps=FPS,
+                        codec="libx264")  # H.264 yuv420p: its evidence clip is remuxed, playable
     out = tmp_path / "live"
     assert main(["watch", str(video), "--run", str(live_run), "--out", str(out), *C3D, "--record",
                  "--threshold", "0", "--min-duration", "0"]) == 0
@@ -304,6 +317,9 @@ def test_a_real_watch_folder(live_run, tmp_path: Path) -> None:  # noqa: F811
     np.testing.assert_allclose(curve["scores"], np.load(out / "door" / "stretch-1.npy"), atol=1e-4)
     assert curve["provisional"] == [] and [e["status"] for e in curve["events"]] == ["confirmed"]
     assert curve["src"] == "previews/stretch-1.mp4"
+    # the event's evidence clip, as the job wrote it (claws.pipeline.watching.evidence)
+    evidence = curve["events"][0]["evidence"]
+    assert evidence["src"] == "../evidence/1-1.mp4", evidence
     import av
 
     with av.open(str(out / "door" / "review" / curve["src"])) as container:
@@ -316,6 +332,11 @@ def test_a_real_watch_folder(live_run, tmp_path: Path) -> None:  # noqa: F811
         seek = json.loads(html_attribute(dom, "data-seek"))
         assert seek["has_video"] and seek["ready_state"] >= 1, seek
         assert seek["after"] == pytest.approx(seek["expected"], abs=0.05)
+        dom = dump_dom(page_url(page, "video=stretch-1&event=1"), budget_ms=8000)
+        played = json.loads(html_attribute(dom, "data-evidence"))
+        assert played["src"].endswith("evidence/1-1.mp4") and played["played"], played
+        assert played["playhead"] == pytest.approx(evidence["from_s"] + played["current_time"],
+                                                   abs=0.05)
 
 
 needs_chromium = pytest.mark.skipif(chromium_binary() is None,
@@ -344,8 +365,8 @@ def test_stream_page_in_headless_chromium(tmp_path: Path) -> None:
     dom = dump_dom(page_url(page, "video=stretch-1&event=1"), budget_ms=8000)
     played = json.loads(html_attribute(dom, "data-evidence"))
     assert played["src"].endswith("evidence/1-1.mp4") and played["ready_state"] >= 2, played
-    assert played["played"] and played["offset"] == 0.2
-    assert played["playhead"] == pytest.approx(0.2 + played["current_time"], abs=0.05)
+    assert played["played"] and played["offset"] == 0.24
+    assert played["playhead"] == pytest.approx(0.24 + played["current_time"], abs=0.05)
     # the watch folder's page: one row per stream, each linking to the stream's page
     dom = dump_dom(page_url(out / "review" / "index.html"))
     assert sorted(re.findall(r'<tr class="row[^"]*" data-video="([^"]+)"', dom)) == ["cam", "door"]
