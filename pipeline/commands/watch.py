@@ -1,7 +1,8 @@
 """`claws watch`: live anomaly scores and events for streams (cameras, network feeds, files).
 
 A SOURCE is anything FFmpeg opens through PyAV: rtsp:// (over TCP), tcp://, udp://, http(s)://,
-a file (--follow: one still being written); --streams FILE adds `name,url` lines. Each stream is
+/dev/videoN (V4L2), a file (--follow: one still being written); --streams FILE adds `name,url`
+lines. Each stream is
 decoded into 16-frame clips as frames arrive, passed through C3D (one network for all streams of
 the process, their clips batched together), normalized with the checkpoint's statistics and
 scored with the training run's windows of b clips, counted from the first clip of each
@@ -33,12 +34,9 @@ Under torchrun stream i goes to rank i mod the number of ranks; each rank has it
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from claws.pipeline.options import SECONDS, add_c3d_options, add_event_options
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     p.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="streams or files: tcp://, udp://, http(s)://, rtsp://, a path")
+                   help="streams or files: rtsp://, tcp://, udp://, http(s)://, /dev/videoN, a "
+                   "path")
     p.add_argument("--streams", metavar="FILE", type=Path,
                    help="more streams: a CSV of `name,url` lines (a header line name,url and "
                    "# comments allowed)")
@@ -102,11 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from claws.extract.distributed import init_rank, rank_device, shutdown
     from claws.pipeline.watching.job import WatchJob, run as watch  # torch, PyAV
 
-    try:
-        rank = init_rank(args.device)
-    except ValueError as err:  # --device cuda:N under torchrun
-        logger.error("%s", err)
-        return 2
+    rank = init_rank(args.device)  # ValueError (exit 2): --device cuda:N under torchrun
     try:
         return watch(WatchJob(
             sources=list(args.sources), run=args.run, out=args.out, names=args.name,

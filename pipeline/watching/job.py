@@ -48,13 +48,14 @@ from claws.pipeline.watching.source import (
 )
 from claws.pipeline.watching.evidence import Evidence, evidence_name
 from claws.pipeline.watching.notify import Notifier
-from claws.pipeline.watching.stretch import Stretch
+from claws.pipeline.watching.stretch import NonFinite, Stretch
 
 logger = logging.getLogger(__name__)
 
 READER_EXIT_S = 5.0  # beyond --timeout, how long a stopped reader is waited for
 QUEUE_CLIPS = 8  # clips waiting between a reader and the network (5 s at 25 fps), per stream
-STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted", "dropped": "interrupted"}
+STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted", "dropped": "interrupted",
+                 "restarted": "interrupted"}
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,7 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
     watcher.urls = {s.name: s.url for s in sources}
     readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout,
                       job.follow, job.drop, evidence.get(s.name)) for s in sources]
+    watcher.readers = {r.source.name: r for r in readers}
     for reader in readers:
         reader.start()
     try:
@@ -318,6 +320,8 @@ class _Watcher:
         self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
         self.evidence, self.notifier = evidence, notifier
         self.urls: dict[str, str] = {}  # stream name -> its URL
+        self.readers: dict[str, Reader] = {}  # stream name -> its reader
+        self.skipped: dict[str, int] = {}  # clips queued behind an unscorable one, not scored
         self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
         self.stretches: dict[str, Stretch] = {}
         self.failed: dict[str, str] = {}
@@ -331,12 +335,26 @@ class _Watcher:
         scored = iter(zip(clips, features))
         for item in taken:
             if isinstance(item, Clip):
-                clip, raw = next(scored)
-                self.stretches[clip.stream].add(raw, clip.frames, clip.wall, time.time())
+                clip, (raw, finite) = next(scored)
+                stretch = self.stretches.get(clip.stream)
+                if stretch is None or stretch.number != clip.stretch:
+                    # queued behind a clip that could not be scored: its stretch has ended
+                    self.skipped[clip.stream] = self.skipped.get(clip.stream, 0) + 1
+                    continue
+                error = None if finite else "C3D gave non-finite features"
+                if error is None:
+                    try:
+                        stretch.add(raw, clip.frames, clip.wall, time.time())
+                    except NonFinite as err:
+                        error = str(err)
+                if error is not None:
+                    self._unscorable(clip, error)
             elif isinstance(item, StretchStart):
                 self._start(item)
             elif isinstance(item, StretchEnd):
-                self._end(item.stream, item.wall, STATUS_OF_END[item.reason])
+                current = self.stretches.get(item.stream)
+                if current is not None and current.number == item.stretch:
+                    self._end(item.stream, item.wall, STATUS_OF_END[item.reason])
             elif isinstance(item, Dropped):
                 self.write(item.stream, "stream.jsonl", {
                     "stream": item.stream, "record": "frames dropped", "after_stretch":
@@ -345,13 +363,24 @@ class _Watcher:
             elif isinstance(item, StreamDone):
                 self._done(item)
 
-    def _features(self, clips: list[Clip]) -> list[np.ndarray]:
+    def _features(self, clips: list[Clip]) -> list[tuple[np.ndarray, bool]]:
+        """Each clip's raw C3D features (D,) and whether they are finite."""
         pieces = [ClipChunk(f"{c.stream}/{c.stretch}", c.index, c.crops[None]) for c in clips]
         parts = [part for _, part in self.batches.run(pieces)]
-        features, bad = read_parts(parts)
-        if bad:
-            raise ValueError(f"C3D gave non-finite features for {bad} of {len(clips)} clips")
-        return list(features.numpy())
+        features, _ = read_parts(parts)
+        finite = torch.cat([p.finite for p in parts]).tolist()
+        return list(zip(features.numpy(), finite))
+
+    def _unscorable(self, clip: Clip, error: str) -> None:
+        """A clip that cannot be scored ends its stretch (its events interrupted) and its stream
+        goes on: the reader starts a new stretch at its next clip."""
+        logger.error("stream %s, stretch %d, clip %d: %s; the stretch ends there and a new one "
+                     "starts with the next clip", clip.stream, clip.stretch, clip.index, error)
+        self.write(clip.stream, "stream.jsonl", {
+            "stream": clip.stream, "record": "clip not scored", "stretch": clip.stretch,
+            "clip": clip.index, "error": error, "wall": time.time()})
+        self._end(clip.stream, time.time(), "interrupted")
+        self.readers[clip.stream].restart.set()
 
     def write(self, stream: str, name: str, record: dict) -> None:
         if name == "events.jsonl" and stream in self.evidence:
@@ -379,6 +408,7 @@ class _Watcher:
                           evidence_to_s=round(record["end_s"] + after, 3))
 
     def _start(self, item: StretchStart) -> None:
+        self._skipped(item.stream, item.stretch - 1)
         if item.lost_at is not None:
             self.write(item.stream, "stream.jsonl", {
                 "stream": item.stream, "record": "stream lost", "from": item.lost_at,
@@ -407,7 +437,17 @@ class _Watcher:
             self.evidence[stream].forget(stretch.number)
         self.write(stream, "stream.jsonl", record)
 
+    def _skipped(self, stream: str, stretch: int) -> None:
+        """Count the clips that were queued behind an unscorable clip of `stretch`."""
+        count = self.skipped.pop(stream, 0)
+        if count:
+            logger.warning("stream %s: %d clips queued behind the clip that could not be scored "
+                           "were not scored", stream, count)
+            self.write(stream, "stream.jsonl", {"stream": stream, "record": "clips skipped",
+                                                "after_stretch": stretch, "clips": count})
+
     def _done(self, item: StreamDone) -> None:
+        self._skipped(item.stream, 0)
         self._end(item.stream, item.wall, "interrupted")  # a stretch its reader left open
         self.finished += 1
         if item.error is not None:

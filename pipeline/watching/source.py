@@ -80,8 +80,9 @@ class StretchEnd(NamedTuple):
     stretch: int
     num_frames: int
     wall: float
-    reason: str  # "lost" (a network source: it will be reopened), "ended" (a file's end) or
-    # "dropped" (the job fell behind real time: clips were dropped, a new stretch follows)
+    reason: str  # "lost" (a network source: it will be reopened), "ended" (a file's end),
+    # "dropped" (the job fell behind real time: clips were dropped, a new stretch follows) or
+    # "restarted" (the job ended the stretch, a clip it could not score: a new one follows)
 
 
 class Dropped(NamedTuple):
@@ -116,17 +117,33 @@ class Source:
     first_stretch: int = 1  # number of its first stretch (after those of an earlier run)
 
 
+def is_device(url: str) -> bool:
+    """A V4L2 capture device (/dev/video<N>): live, like a network source."""
+    return url.startswith("/dev/video")
+
+
 def is_file(url: str) -> bool:
-    """A local file (read once to its end) rather than a network source (reopened when lost)."""
-    return "://" not in url or url.startswith("file:")
+    """A local file (read once to its end) rather than a network source or a capture device
+    (reopened when lost)."""
+    return ("://" not in url or url.startswith("file:")) and not is_device(url)
 
 
 def open_source(url: str, timeout_s: float):
-    """The opened container of a source; FFmpeg's errors propagate (av.FFmpegError)."""
+    """The opened container of a source; FFmpeg's errors propagate (av.FFmpegError). RTSP runs
+    over TCP (interleaved: no packets lost to UDP, through firewalls and NAT), a V4L2 device is
+    opened as one."""
     import av
 
-    options = {"rw_timeout": str(int(timeout_s * 1e6))} if timeout_s > 0 and not is_file(url) else {}
-    container = av.open(url, options=options)
+    options, format = {}, None
+    if timeout_s > 0 and not is_file(url):
+        options["rw_timeout"] = str(int(timeout_s * 1e6))
+    if url.startswith("rtsp://") or url.startswith("rtsps://"):
+        options["rtsp_transport"] = "tcp"
+        if timeout_s > 0:
+            options["timeout"] = str(int(timeout_s * 1e6))  # the RTSP socket's I/O timeout
+    if is_device(url):
+        format = "v4l2"
+    container = av.open(url, format=format, options=options)
     if not container.streams.video:
         container.close()
         raise ValueError(f"{url}: no video stream")
@@ -241,6 +258,7 @@ class Reader(threading.Thread):
         self.record, self.reconnect_s, self.timeout_s = record, reconnect_s, timeout_s
         self.follow, self.drop = follow and is_file(source.url), drop
         self.evidence = evidence
+        self.restart = threading.Event()  # set by the job: end the stretch at the next clip
 
     def put(self, item: Item) -> bool:
         """Queue `item`, waiting while the queue is full; False once the job stops."""
@@ -310,6 +328,14 @@ class Reader(threading.Thread):
                 seen += len(chunk)
                 crops = self.preprocess(pad_clip_frames(chunk)[None])[0]
                 item = Clip(name, stretch, clip, len(chunk), crops, time.time())
+                if self.restart.is_set():  # the job ended the stretch: a clip it could not score
+                    self.restart.clear()
+                    ended = StretchEnd(name, stretch, num_frames, time.time(), "restarted")
+                    stretch, num_frames, clip = stretch + 1, 0, 0
+                    begun = self._begin(stretch, fps, path, seen - len(chunk))
+                    if not (self.put(ended) and self.put(begun)):
+                        return True, stretch + 1
+                    item = item._replace(stretch=stretch, index=0)
                 behind = drops.live and time.time() - opened >= seen / fps - AHEAD_S
                 if drops.active or (behind and not self._put_now(item)):
                     if drops.add(item, self.items.full()):
@@ -317,10 +343,7 @@ class Reader(threading.Thread):
                     # room again: the stretch ends where the drop began, a new one starts here
                     ended = StretchEnd(name, stretch, num_frames, drops.since, "dropped")
                     stretch, num_frames, clip = stretch + 1, 0, 0
-                    restart = StretchStart(name, stretch, fps, time.time(), None,
-                                           str(path) if path else None, seen - len(chunk))
-                    if evidence is not None:
-                        evidence.stretch_at(stretch, restart.first_frame / fps)
+                    restart = self._begin(stretch, fps, path, seen - len(chunk))
                     if not all(map(self.put, (ended, drops.record(stretch - 1), restart))):
                         return True, stretch + 1
                     item = item._replace(stretch=stretch, index=0)
@@ -343,6 +366,14 @@ class Reader(threading.Thread):
                 evidence.end(container)  # it closes the input when no longer needed
             else:
                 container.close()
+
+    def _begin(self, stretch: int, fps: float, path: Path | None, first_frame: int) -> StretchStart:
+        """A stretch that begins at `first_frame` of the opened source (after a drop or a
+        restart the job asked for)."""
+        if self.evidence is not None:
+            self.evidence.stretch_at(stretch, first_frame / fps)
+        return StretchStart(self.source.name, stretch, fps, time.time(), None,
+                            str(path) if path else None, first_frame)
 
     def _put_now(self, item: Item) -> bool:
         """Queue `item` if there is room now."""

@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 Write = Callable[[str, dict], None]  # (file name, record): one line of a stream's JSONL file
 
 
+class NonFinite(ValueError):
+    """A clip's features are not finite once normalized with the checkpoint's statistics."""
+
+
 class Stretch:
     """One uninterrupted stretch of a stream, scored clip by clip.
 
@@ -79,9 +83,8 @@ class Stretch:
         with np.errstate(over="ignore"):
             feature = self.ckpt.norm_stats.normalize(raw[None])[0]
         if not np.isfinite(feature).all():
-            raise ValueError(f"stream {self.stream}, stretch {self.number}, clip "
-                             f"{self.count}: features not finite after normalization with "
-                             "the checkpoint's statistics")
+            raise NonFinite("features not finite after normalization with the checkpoint's "
+                            "statistics")
         self.open.append(feature)
         try:
             window_scores = self._window_scores(self.count + 1)

@@ -227,7 +227,29 @@ def test_mil_is_refused_with_the_reason(tmp_path, caplog):
 
 def test_files_are_read_once_network_sources_reopened():
     assert source.is_file("/data/door.mp4") and source.is_file("file:door.mp4")
-    assert not any(source.is_file(u) for u in ("tcp://h:1", "rtsp://cam/live", "udp://@:5000"))
+    assert not any(source.is_file(u) for u in ("tcp://h:1", "rtsp://cam/live", "udp://@:5000",
+                                                "/dev/video0"))
+
+
+def test_rtsp_runs_over_tcp_and_a_capture_device_is_opened_as_v4l2(monkeypatch):
+    import av
+
+    opened = []
+
+    def fake_open(url, format=None, options=None):
+        opened.append((url, format, options))
+        raise av.FFmpegError(2, "stop here")
+
+    monkeypatch.setattr(av, "open", fake_open)
+    for url in ("rtsp://10.0.0.5/live", "/dev/video0", "/data/door.mp4"):
+        with pytest.raises(av.FFmpegError):
+            source.open_source(url, 10.0)
+    assert opened == [
+        ("rtsp://10.0.0.5/live", None, {"rw_timeout": "10000000", "rtsp_transport": "tcp",
+                                        "timeout": "10000000"}),
+        ("/dev/video0", "v4l2", {"rw_timeout": "10000000"}),
+        ("/data/door.mp4", None, {}),
+    ]
 
 
 def test_stream_names():
@@ -535,3 +557,38 @@ def test_torchrun_two_ranks_split_the_streams(live_run, tmp_path):
                                    np.load(tmp_path / "offline" / f"cam{i}.npy"), rtol=0,
                                    atol=LIVE_ATOL)
     assert not (out / ".claws.lock").exists()
+
+
+@pytest.mark.slow
+def test_a_clip_that_cannot_be_scored_ends_its_stretch_and_the_stream_goes_on(
+        live_run, tmp_path, monkeypatch, caplog):
+    """C3D gives non-finite features for clip 1: that stretch ends there (named in
+    stream.jsonl and the log), the reader starts a new stretch at its next clip, exit 0."""
+    from claws.pipeline.watching import job as watch_job
+
+    features = watch_job._Watcher._features
+
+    def broken(self, clips):
+        return [(raw, ok and not (c.stretch == 1 and c.index == 1))
+                for c, (raw, ok) in zip(clips, features(self, clips))]
+
+    monkeypatch.setattr(watch_job._Watcher, "_features", broken)
+    monkeypatch.setattr(watch_job, "QUEUE_CLIPS", 1)  # the reader is at most 2 clips ahead
+    video = write_video(tmp_path / "door.mp4", synthetic_frames(160, seed=5), fps=25.0)
+    out = tmp_path / "live"
+    assert main(["watch", str(video), "--run", str(live_run), "--out", str(out), *C3D,
+                 "--no-evidence"]) == 0
+    records = lines(out / "door" / "stream.jsonl")
+    assert [r["record"] for r in records[:3]] == ["opened", "clip not scored", "stretch ended"]
+    assert records[1]["clip"] == 1 and "non-finite" in records[1]["error"]
+    assert (records[2]["stretch"], records[2]["clips"], records[2]["status"]) == (1, 1,
+                                                                                  "interrupted")
+    second = [r for r in records if r["record"] == "opened" and r["stretch"] == 2]
+    assert len(second) == 1 and second[0]["first_frame"] % 16 == 0
+    assert second[0]["first_frame"] >= 32  # after the clip that could not be scored
+    assert len(np.load(out / "door" / "stretch-2.npy")) == 160 - second[0]["first_frame"]
+    assert records[-1]["record"] == "finished"
+    assert "clip 1: C3D gave non-finite features" in caplog.text
+    skipped = [r["clips"] for r in records if r["record"] == "clips skipped"]
+    # the clips queued behind clip 1 were counted, not scored: none of the frames is lost silently
+    assert 16 * (2 + sum(skipped)) == second[0]["first_frame"]
