@@ -5,11 +5,13 @@ the latency of provisional scores, and the memory of a long watch; prints one JS
                                     [--precision fp32 bf16] [--device cpu]
 
 Each camera is bench/stream_source.py in its own process: a 320x240 25 fps synthetic scene
-(MPEG-4 part 2 in MPEG-TS, a 4-second loop remuxed over and over, so a sender costs almost no CPU)
-sent over TCP on 127.0.0.1 and paced in real time, packet i at t0 + i / 25. `claws watch` runs as
-a subprocess (`python -m claws.pipeline.cli watch ...`) on a small CLAWS Net checkpoint (as
-tests/pipeline/test_watch.py builds it, with the training default b = 64) and random C3D weights
-(seeded): C3D is the cost, and its cost does not depend on its weights' values.
+(H.264 as cameras send it, libx264 ultrafast: no B-frames; in MPEG-TS; a 4-second loop remuxed
+over and over, so a sender costs almost no CPU) sent over TCP on 127.0.0.1 and paced in real
+time, packet i at t0 + i / 25. `claws watch` runs as a subprocess (`python -m claws.pipeline.cli
+watch ...`) with its defaults (evidence clips on: H.264 is remuxed into them, not transcoded) on a
+small CLAWS Net checkpoint (as tests/pipeline/test_watch.py builds it, with the training default
+b = 64) and random C3D weights (seeded): C3D is the cost, and its cost does not depend on its
+weights' values. The random model's events are arbitrary; each trial counts those opened.
 
 (a) streams sustained: trials of --trial-seconds with n cameras at once, n = 1, 2, 4, ... then
     bisected, up to --max-streams. A trial passes when, after --warmup seconds, no stream has a
@@ -94,12 +96,11 @@ def bench_run(folder: Path) -> Path:
 
 
 def camera_loop(folder: Path, index: int) -> Path:
-    """Camera `index`'s scene: LOOP_FRAMES synthetic frames, MPEG-4 part 2 in MPEG-TS (written
-    once)."""
+    """Camera `index`'s scene: LOOP_FRAMES synthetic frames, H.264 in MPEG-TS (written once)."""
     path = folder / f"camera-{index}.ts"
     if not path.exists():
         frames = synthetic_frames(LOOP_FRAMES, height=HEIGHT, width=WIDTH, seed=index)
-        write_video(path, frames, fps=FPS, codec="mpeg4")
+        write_video(path, frames, fps=FPS, codec="libx264")  # ultrafast: no B-frames
     return path
 
 
@@ -192,7 +193,7 @@ def stream_figures(folder: Path, start: float, stop: float, t0: float | None) ->
     Returns:
         over the provisional lines written in the span: latencies (wall - arrived), latencies
         from the send of the clip's last frame, frames scored; clips dropped by drops that
-        overlap the span, stream losses.
+        overlap the span, stream losses, events opened in the span.
     """
     records = read_lines(folder / "stream.jsonl")
     first_frame, fps, lost_after = {}, float(FPS), None
@@ -215,8 +216,10 @@ def stream_figures(folder: Path, start: float, stop: float, t0: float | None) ->
     dropped = sum(r["clips"] for r in records if r["record"] == "frames dropped"
                   and r["to"] >= start and r["from"] <= stop)
     lost = sum(r["record"] == "stream lost" for r in records)
+    events = sum(e["status"] == "opened" and start <= e["wall"] <= stop
+                 for e in read_lines(folder / "events.jsonl"))
     return {"latency": latency, "from_send": from_send, "frames": frames, "fps": fps,
-            "dropped_clips": dropped, "lost": lost}
+            "dropped_clips": dropped, "lost": lost, "events_opened": events}
 
 
 def percentiles(values: list[float]) -> dict:
@@ -247,6 +250,7 @@ def verdict(streams: list[dict], span_s: float, bound_s: float) -> dict:
         "latency_s": latency,
         "latency_from_send_s": percentiles([x for s in streams for x in s["from_send"]]),
         "dropped_clips": dropped, "stream_losses": lost,
+        "events_opened": sum(s["events_opened"] for s in streams),
         "clips_per_s": round(sum(s["frames"] for s in streams) / CLIP_LEN / span_s, 3),
         "needed_clips_per_s": round(len(streams) * FPS / CLIP_LEN, 3),
     }
@@ -407,7 +411,7 @@ def main() -> None:
     load_before = os.getloadavg()
     precisions, skipped = measured_precisions(args.precision, args.device)
     result: dict = {"bench": "watch", "device": args.device, "cpu": cpu_model(), "cores": cores,
-                    "stream": f"{WIDTH}x{HEIGHT} {FPS} fps MPEG-4 part 2 in MPEG-TS over TCP on "
+                    "stream": f"{WIDTH}x{HEIGHT} {FPS} fps H.264 in MPEG-TS over TCP on "
                     "127.0.0.1, paced in real time, one sender process each",
                     "checkpoint": f"CLAWS Net {DIM}-8-4, b = {WINDOW}; C3D random weights (seeded)",
                     "criterion": f"no clip dropped, no stream lost, latency p95 < "

@@ -30,6 +30,9 @@ def _folder(tmp_path: Path, records: list[dict], clips: list[tuple[float, float]
               "arrived": arrived, "wall": wall} for k, (arrived, wall) in enumerate(clips)]
     lines.append({**lines[0], "final": True, "wall": 99.0})  # final lines are not counted
     (folder / "clips.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    events = [{"status": "opened", "wall": 12.0}, {"status": "confirmed", "wall": 14.0},
+              {"status": "opened", "wall": 5.0}]  # one opened in the span
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     return folder
 
 
@@ -58,6 +61,7 @@ def test_a_trial_keeps_real_time_only_without_drops_losses_late_or_missing_clips
     figures = bench.stream_figures(_folder(tmp_path, records, clips), start=10.0, stop=30.0, t0=9.3)
     result = bench.verdict([figures], span_s=20.0, bound_s=2.0)
     assert result["passed"] is passed and result["why_not"] == why
+    assert result["events_opened"] == 1
     if passed:
         assert result["latency_s"] == {"p50": 0.5, "p95": 0.5, "clips": 31}
         assert result["realtime_factor_per_stream"] == [0.992]  # 31 clips of 0.64 s in 20 s
