@@ -34,14 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from claws.pipeline.lock import LOCK_NAME
-from claws.pipeline.watching.job import SETTINGS
+from claws.pipeline.watching.job import SETTINGS, STREAM_LINES
+from claws.pipeline.watching.stretch import CLIP_LINES, EVENT_LINES
 
 logger = logging.getLogger(__name__)
 
 # The files of a stream folder (the names claws.pipeline.watching.job and .stretch write).
-STREAM_LINES = "stream.jsonl"
-CLIP_LINES = "clips.jsonl"
-EVENT_LINES = "events.jsonl"
 CLOSED = ("confirmed", "interrupted", "stopped")  # an event's last status; the others are open
 
 

@@ -8,8 +8,8 @@ oldest keyframe, when the ring does not reach back so far) and from then on rece
 the stream sends, remuxed (no re-encode) into a temporary MPEG-TS file. When the event is
 confirmed, the writer stops at `after_s` seconds after its end; when it is interrupted, stopped or
 its stretch ends, at once; when it is withdrawn, its file is deleted. A finished writer is turned
-into `evidence/<stretch>-<event>.mp4`: remuxed when browsers play the codec (H.264, VP9, AV1),
-else transcoded to H.264 with PyAV's libx264, written to a temporary name and renamed, so an MP4
+into `evidence/<stretch>-<event>.mp4`: remuxed when browsers play the codec (H.264, VP9, AV1 in
+4:2:0), else transcoded to H.264 with PyAV's libx264, written to a temporary name and renamed, so an MP4
 that exists is complete. Finishing runs on a thread of its own, so that neither the reader nor the
 scoring waits for an encoder.
 
@@ -20,6 +20,7 @@ source; a stretch starting at frame f of the source adds f / fps to its events' 
 from __future__ import annotations
 
 import collections
+import io
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 EVIDENCE_DIR = "evidence"
 RING_LAG_S = 30.0  # the ring reaches this far behind the newest packet, beyond `before_s`
 RING_MAX_BYTES = 256 * 1024 * 1024  # at most this many bytes of packets per stream
-REMUX_CODECS = ("h264", "vp9", "av1")  # what browsers play from an MP4 as it is
+REMUX_CODECS = ("h264", "vp9", "av1")  # what browsers play from an MP4 as it is,
+REMUX_PIXEL_FORMATS = ("yuv420p", "yuvj420p")  # in these pixel formats (not RGB or 4:4:4)
 
 
 def evidence_name(stretch: int, event: int) -> str:
@@ -101,13 +103,16 @@ class Writer:
 class Connection:
     """One opened source: its packet ring, its stretches and the writers of their events."""
 
-    template: object  # the input video stream the packets belong to
+    holder: object  # an output never written, holding `template`
+    template: object  # a copy of the input video stream's parameters (its own, unchanging)
+    time_base: Fraction  # of the input stream: the packets' time stamps
+    codec: str  # decoder name of the input stream
+    pix_fmt: str | None  # its pixel format
     ring: PacketRing
     offsets: dict[int, float]  # stretch -> its first frame's time in the source
     writers: dict[tuple[int, int], Writer] = field(default_factory=dict)
     origin: int | None = None  # time stamp of its first packet
     ended: bool = False  # the source ended: no more packets
-    container: object = None  # the ended source's input, kept open while `template` is needed
 
 
 class Evidence:
@@ -127,11 +132,19 @@ class Evidence:
         self.lock = threading.Lock()
 
     # the reader's thread
-    def start(self, template, stretch: int, first_s: float) -> None:
-        """A source opened (its video stream is `template`) with stretch `stretch`."""
+    def start(self, stream, stretch: int, first_s: float) -> None:
+        """A source opened (its video stream is `stream`) with stretch `stretch`. The stream's
+        parameters are copied now, in the reader's thread: writers opened later by the job's
+        thread never read an input that the reader is demuxing, or has closed."""
+        import av
+
+        holder = av.open(io.BytesIO(), "w", format="mpegts")
+        template = holder.add_stream_from_template(stream)
+        conn = Connection(holder, template, stream.time_base, stream.codec_context.name,
+                          getattr(stream.codec_context, "pix_fmt", None),
+                          PacketRing(self.ring_seconds), {stretch: first_s})
         with self.lock:
-            self.connections.append(Connection(template, PacketRing(self.ring_seconds),
-                                               {stretch: first_s}))
+            self.connections.append(conn)
 
     def stretch_at(self, stretch: int, first_s: float) -> None:
         """A stretch begins `first_s` seconds into the opened source."""
@@ -148,7 +161,7 @@ class Evidence:
             else:
                 if conn.origin is None:
                     conn.origin = stamp
-                time_base = packet.time_base or conn.template.time_base
+                time_base = packet.time_base or conn.time_base
                 time = float((stamp - conn.origin) * time_base)
             copy = Packet(bytes(packet), packet.pts, packet.dts, packet.duration or 0,
                           bool(packet.is_keyframe), time)
@@ -159,23 +172,20 @@ class Evidence:
                 else:
                     self._write(conn, writer, copy)
 
-    def end(self, container) -> None:
-        """The opened source ended: its writers finish with what they have. Its input
-        `container` is closed here once no stretch of it is left (a stream closed earlier would
-        take its template with it)."""
+    def end(self) -> None:
+        """The opened source ended: its writers finish with what they have."""
         with self.lock:
             conn = self.connections[-1]
-            conn.ended, conn.container = True, container
+            conn.ended = True
             for key in list(conn.writers):
                 self._finish(conn, key)
             self._let_go(conn)
 
     def shutdown(self) -> None:
-        """The job ends: the inputs of ended sources are closed."""
+        """The job ends: what is left is let go."""
         with self.lock:
             for conn in self.connections:
-                if conn.container is not None:
-                    conn.container.close()
+                conn.holder.close()
             self.connections = []
 
     # the job's thread
@@ -226,7 +236,7 @@ class Evidence:
     def _let_go(self, conn: Connection) -> None:
         """An ended source with no stretch left is closed and its ring freed."""
         if conn.ended and not conn.offsets:
-            conn.container.close()
+            conn.holder.close()
             self.connections.remove(conn)
 
     def _connection(self, stretch: int) -> Connection | None:
@@ -256,7 +266,7 @@ class Evidence:
         out = av.Packet(packet.data)
         out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
         out.is_keyframe = packet.keyframe
-        out.time_base = conn.template.time_base
+        out.time_base = conn.time_base
         out.stream = writer.stream
         try:
             writer.container.mux(out)
@@ -267,8 +277,8 @@ class Evidence:
     def _finish(self, conn: Connection, key: tuple[int, int]) -> None:
         writer = conn.writers.pop(key)
         _close_file(writer)
-        codec = conn.template.codec_context.name
-        self.finisher.submit(_make_mp4, writer, codec, conn.offsets.get(writer.stretch, 0.0),
+        remux = conn.codec in REMUX_CODECS and conn.pix_fmt in REMUX_PIXEL_FORMATS
+        self.finisher.submit(_make_mp4, writer, remux, conn.offsets.get(writer.stretch, 0.0),
                              self.done)
 
 
@@ -279,12 +289,12 @@ def _close_file(writer: Writer) -> None:
         logger.debug("evidence %s: %s", writer.temporary, err)
 
 
-def _make_mp4(writer: Writer, codec: str, offset: float, done: Callable[..., None]) -> None:
+def _make_mp4(writer: Writer, remux: bool, offset: float, done: Callable[..., None]) -> None:
     """Turn a finished writer's MPEG-TS into its MP4 (on the finisher's thread)."""
     error = None
     try:
         with atomic_path(writer.path) as temporary:
-            if codec in REMUX_CODECS:
+            if remux:
                 _remux(writer.temporary, temporary)
             else:
                 _transcode(writer.temporary, temporary)

@@ -48,10 +48,11 @@ from claws.pipeline.watching.source import (
 )
 from claws.pipeline.watching.evidence import Evidence, evidence_name
 from claws.pipeline.watching.notify import Notifier
-from claws.pipeline.watching.stretch import NonFinite, Stretch
+from claws.pipeline.watching.stretch import EVENT_LINES, NonFinite, Stretch
 
 logger = logging.getLogger(__name__)
 
+STREAM_LINES = "stream.jsonl"  # a stream's life: opened, lost, dropped, ended, evidence, failed
 READER_EXIT_S = 5.0  # beyond --timeout, how long a stopped reader is waited for
 QUEUE_CLIPS = 8  # clips waiting between a reader and the network (5 s at 25 fps), per stream
 STATUS_OF_END = {"ended": "confirmed", "lost": "interrupted", "dropped": "interrupted",
@@ -157,8 +158,8 @@ def next_stretch(folder: Path) -> int:
     """The number of the next stretch in a stream's folder (after those of earlier runs)."""
     pattern = re.compile(rf"^{RECORD_PREFIX}(\d+)\.")
     used = [int(m.group(1)) for p in folder.glob(f"{RECORD_PREFIX}*") if (m := pattern.match(p.name))]
-    if (folder / "stream.jsonl").is_file():
-        records = [json.loads(line) for line in (folder / "stream.jsonl").read_text().splitlines()
+    if (folder / STREAM_LINES).is_file():
+        records = [json.loads(line) for line in (folder / STREAM_LINES).read_text().splitlines()
                    if line.strip()]
         used += [int(r["stretch"]) for r in records if "stretch" in r]
     return max(used, default=0) + 1
@@ -228,7 +229,11 @@ def run(job: WatchJob, emit: Callable[[str], None], rank: Rank = Rank()) -> int:
 
     built = build_extractor(settings.weights, device=job.device, precision=settings.precision,
                             seed=settings.seed, mean=settings.mean, feature_dim=settings.feature_dim)
-    check_features(ckpt, settings.feature_dim, built.identity, f"C3D weights {settings.weights}")
+    random_features = check_features(ckpt, settings.feature_dim, built.identity,
+                                     f"C3D weights {settings.weights}")
+    # what the review page shows (a random-weights banner, the precision); part of the settings
+    fields.update(precision=built.identity.get("precision"), random_features=random_features)
+    check_settings(job.out, fields)
     batches = NetworkBatches(built.network, default_batch_size(job.device), torch.device(job.device))
     with folder_lock(job.out, "claws watch", rank):
         if rank.rank == 0:
@@ -295,7 +300,7 @@ def _evidence_written(lines: "Lines", notifier: Notifier | None, source: Source,
     record = {"stream": source.name, "record": "evidence", "stretch": stretch, "event": event,
               "file": evidence_name(stretch, event) if path is not None else None,
               "from_s": first_s, "to_s": last_s, "error": error}
-    lines.write(source.name, "stream.jsonl", record)
+    lines.write(source.name, STREAM_LINES, record)
     if notifier is not None:
         notifier.send("evidence", source.folder, record)
 
@@ -356,7 +361,7 @@ class _Watcher:
                 if current is not None and current.number == item.stretch:
                     self._end(item.stream, item.wall, STATUS_OF_END[item.reason])
             elif isinstance(item, Dropped):
-                self.write(item.stream, "stream.jsonl", {
+                self.write(item.stream, STREAM_LINES, {
                     "stream": item.stream, "record": "frames dropped", "after_stretch":
                     item.after_stretch, "clips": item.clips, "frames": item.frames,
                     "from": item.since, "to": item.until})
@@ -376,17 +381,17 @@ class _Watcher:
         goes on: the reader starts a new stretch at its next clip."""
         logger.error("stream %s, stretch %d, clip %d: %s; the stretch ends there and a new one "
                      "starts with the next clip", clip.stream, clip.stretch, clip.index, error)
-        self.write(clip.stream, "stream.jsonl", {
+        self.write(clip.stream, STREAM_LINES, {
             "stream": clip.stream, "record": "clip not scored", "stretch": clip.stretch,
             "clip": clip.index, "error": error, "wall": time.time()})
         self._end(clip.stream, time.time(), "interrupted")
         self.readers[clip.stream].restart.set()
 
     def write(self, stream: str, name: str, record: dict) -> None:
-        if name == "events.jsonl" and stream in self.evidence:
+        if name == EVENT_LINES and stream in self.evidence:
             self._evidence(self.evidence[stream], record)
         self.lines.write(stream, name, record)
-        if name == "events.jsonl":
+        if name == EVENT_LINES:
             self.emit(event_line(record))
             if self.notifier is not None:
                 self.notifier.send("event", self.job.out / stream, record)
@@ -410,11 +415,11 @@ class _Watcher:
     def _start(self, item: StretchStart) -> None:
         self._skipped(item.stream, item.stretch - 1)
         if item.lost_at is not None:
-            self.write(item.stream, "stream.jsonl", {
+            self.write(item.stream, STREAM_LINES, {
                 "stream": item.stream, "record": "stream lost", "from": item.lost_at,
                 "to": item.wall, "gap_s": round(item.wall - item.lost_at, 3),
                 "after_stretch": item.stretch - 1})
-        self.write(item.stream, "stream.jsonl", {
+        self.write(item.stream, STREAM_LINES, {
             "stream": item.stream, "record": "opened", "stretch": item.stretch, "fps": item.fps,
             "wall": item.wall, "recording": item.recording, "first_frame": item.first_frame})
         self.stretches[item.stream] = Stretch(
@@ -435,7 +440,7 @@ class _Watcher:
             record["curve"] = path.name
         if stream in self.evidence:
             self.evidence[stream].forget(stretch.number)
-        self.write(stream, "stream.jsonl", record)
+        self.write(stream, STREAM_LINES, record)
 
     def _skipped(self, stream: str, stretch: int) -> None:
         """Count the clips that were queued behind an unscorable clip of `stretch`."""
@@ -443,7 +448,7 @@ class _Watcher:
         if count:
             logger.warning("stream %s: %d clips queued behind the clip that could not be scored "
                            "were not scored", stream, count)
-            self.write(stream, "stream.jsonl", {"stream": stream, "record": "clips skipped",
+            self.write(stream, STREAM_LINES, {"stream": stream, "record": "clips skipped",
                                                 "after_stretch": stretch, "clips": count})
 
     def _done(self, item: StreamDone) -> None:
@@ -453,7 +458,7 @@ class _Watcher:
         if item.error is not None:
             self.failed[item.stream] = item.error
             logger.error("stream %s (%s) failed: %s", item.stream, self.urls[item.stream], item.error)
-        self.write(item.stream, "stream.jsonl", {
+        self.write(item.stream, STREAM_LINES, {
             "stream": item.stream, "record": "failed" if item.error else "finished",
             "error": item.error, "wall": item.wall})
 

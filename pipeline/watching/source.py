@@ -362,10 +362,9 @@ class Reader(threading.Thread):
         finally:
             if recorder is not None:
                 recorder.close()
+            container.close()
             if evidence is not None:
-                evidence.end(container)  # it closes the input when no longer needed
-            else:
-                container.close()
+                evidence.end()
 
     def _begin(self, stretch: int, fps: float, path: Path | None, first_frame: int) -> StretchStart:
         """A stretch that begins at `first_frame` of the opened source (after a drop or a

@@ -45,6 +45,8 @@ from claws.pipeline.training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
 
+CLIP_LINES = "clips.jsonl"  # a stream's clip scores, provisional then final
+EVENT_LINES = "events.jsonl"  # each change of its events
 Write = Callable[[str, dict], None]  # (file name, record): one line of a stream's JSONL file
 
 
@@ -145,7 +147,7 @@ class Stretch:
         }
         if arrived is not None:  # a line written for a clip that just arrived
             record["arrived"] = arrived
-        self.write("clips.jsonl", record)
+        self.write(CLIP_LINES, record)
 
 
 class LiveEvents:
@@ -202,7 +204,7 @@ class LiveEvents:
 
     def _line(self, number: int, event: Event, status: str, wall: float) -> None:
         stretch = self.stretch
-        self.stretch.write("events.jsonl", {
+        self.stretch.write(EVENT_LINES, {
             "stream": stretch.stream, "stretch": stretch.number, "event": number,
             "status": status, **event.to_dict(), "wall": wall,
         })
