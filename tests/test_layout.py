@@ -65,7 +65,9 @@ COVERED_BY = {
     "pipeline/review/video.py": ["tests/pipeline/test_review_site.py"],
     "pipeline/review/live.py": ["tests/pipeline/test_review_live.py"],
     "pipeline/review/live_site.py": ["tests/pipeline/test_review_live.py"],
+    "pipeline/watching/evidence.py": ["tests/pipeline/test_evidence.py"],
     "pipeline/watching/job.py": ["tests/pipeline/test_watch.py"],
+    "pipeline/watching/notify.py": ["tests/pipeline/test_notify.py"],
     "pipeline/watching/source.py": ["tests/pipeline/test_watch.py"],
     "pipeline/watching/stretch.py": ["tests/pipeline/test_watch.py"],
     # commands: their parsers in test_cli.py, their runs through the CLI in the job's tests
