@@ -592,3 +592,25 @@ def test_a_clip_that_cannot_be_scored_ends_its_stretch_and_the_stream_goes_on(
     skipped = [r["clips"] for r in records if r["record"] == "clips skipped"]
     # the clips queued behind clip 1 were counted, not scored: none of the frames is lost silently
     assert 16 * (2 + sum(skipped)) == second[0]["first_frame"]
+
+
+@pytest.mark.slow
+def test_a_restart_into_the_same_folder_appends_and_never_rewrites(live_run, tmp_path):
+    """Two runs of the same watch into one --out: the second numbers its stretch 2, and every
+    line the first wrote (its closed events included) stays as it was, written once."""
+    video = write_video(tmp_path / "door.mp4", synthetic_frames(40, seed=6), fps=25.0)
+    out = tmp_path / "live"
+    args = ["watch", str(video), "--run", str(live_run), "--out", str(out), *C3D,
+            "--threshold", "0", "--min-duration", "0"]
+    assert main(args) == 0
+    door = out / "door"
+    before = {name: (door / name).read_text() for name in ("events.jsonl", "stream.jsonl",
+                                                            "clips.jsonl")}
+    assert main(args) == 0
+    for name, text in before.items():
+        assert (door / name).read_text().startswith(text)  # appended, nothing rewritten
+    events = lines(door / "events.jsonl")
+    closed = [(e["stretch"], e["event"]) for e in events if e["status"] == "confirmed"]
+    assert closed == [(1, 1), (2, 1)]  # each closed once
+    assert [r["stretch"] for r in lines(door / "stream.jsonl") if r["record"] == "opened"] == [1, 2]
+    assert sorted(p.name for p in (door / "evidence").iterdir()) == ["1-1.mp4", "2-1.mp4"]
