@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from claws.data.footage import footage_items
 from claws.data.shanghaitech import shanghaitech_items
@@ -28,9 +27,6 @@ from claws.extract.cpu_share import default_workers
 from claws.pipeline.options import (
     PRECISIONS, SEED, WORKERS, add_list_options, add_shard_output_options, integer,
 )
-
-if TYPE_CHECKING:
-    import torch
 
 logger = logging.getLogger(__name__)
 

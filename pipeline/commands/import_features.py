@@ -135,7 +135,7 @@ def listed_items(args: argparse.Namespace) -> list[VideoItem]:
 def frame_counts(paths: list[Path]) -> dict[str, FrameCount]:
     """All lists merged; a video counted differently by two lists is an error."""
     # numpy, h5py, torch: imported when the command runs, not for the parser
-    from claws.data.feature_files import FrameCount, read_frame_counts
+    from claws.data.feature_files import read_frame_counts
 
     merged: dict[str, FrameCount] = {}
     for path in paths:
