@@ -131,7 +131,8 @@ def is_file(url: str) -> bool:
 def open_source(url: str, timeout_s: float):
     """The opened container of a source; FFmpeg's errors propagate (av.FFmpegError). RTSP runs
     over TCP (interleaved: no packets lost to UDP, through firewalls and NAT), a V4L2 device is
-    opened as one."""
+    opened as one. `timeout_s` bounds every read: FFmpeg's rw_timeout, and the protocol's own
+    `timeout` for RTSP and UDP, whose reads ignore rw_timeout (UDP would wait for ever)."""
     import av
 
     options, format = {}, None
@@ -141,6 +142,8 @@ def open_source(url: str, timeout_s: float):
         options["rtsp_transport"] = "tcp"
         if timeout_s > 0:
             options["timeout"] = str(int(timeout_s * 1e6))  # the RTSP socket's I/O timeout
+    elif url.startswith("udp://") and timeout_s > 0:  # UDP reads ignore rw_timeout
+        options["timeout"] = str(int(timeout_s * 1e6))
     if is_device(url):
         format = "v4l2"
     container = av.open(url, format=format, options=options)
