@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -17,7 +19,7 @@ import numpy as np
 
 from claws.pipeline.cli import main
 
-from .test_watch import C3D, LIVE_ATOL, lines
+from .test_watch import C3D, LIVE_ATOL, SERVER, lines
 
 GUARD_S = 300.0  # a guard against a hang, not a timing assertion
 
@@ -43,6 +45,16 @@ def hang_guard(seconds: float = GUARD_S) -> Iterator[list[bool]]:
         yield fired
     finally:
         timer.cancel()
+
+
+def start_servers(*arguments: list[str]) -> list[subprocess.Popen]:
+    """Stream servers (test_watch.SERVER, one per argument list), started together (each one
+    imports torch: seconds), returned once each is about to listen."""
+    servers = [subprocess.Popen([sys.executable, str(SERVER), *args], stdout=subprocess.PIPE,
+                                text=True) for args in arguments]
+    for server in servers:
+        assert server.stdout.readline().startswith("ready 1")
+    return servers
 
 
 def free_udp_port() -> int:
