@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
-import torchvision.io
 
 from claws.data.atomic import atomic_path
 
@@ -109,6 +107,9 @@ def write_frame_folder(
     folder: Path, frames: np.ndarray, ext: str = "jpg", digits: int = 3, quality: int = 95
 ) -> Path:
     """Write frames as `000.jpg, 001.jpg, ...` (ShanghaiTech's layout) or PNG (lossless)."""
+    import torch  # here: drawing and writing videos need neither (a stream server starts in 0.3 s)
+    import torchvision.io
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
