@@ -210,7 +210,8 @@ def recorded_frames(container, stream, taps: list[Callable]) -> Iterator:
     empties it, last) before its frames are yielded."""
     for packet in container.demux(stream):
         frames = packet.decode()
-        if packet.dts is not None:
+        if packet.size:  # not the end-of-stream flush; a packet without time stamps (RTSP's
+            # first keyframe) is kept too: a recording or clip without it starts at a P-frame
             for tap in taps:
                 tap(packet)
         yield from frames

@@ -24,11 +24,6 @@ from .watch_streams import (
 
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi
-RECORDING_DEFECT = (
-    "defect in pipeline/watching/source.py recorded_frames: it hands on only packets with a dts, "
-    "and FFmpeg's RTSP demuxer gives the stream's first packet (its IDR keyframe) no time stamps, "
-    "so stretch-1.ts starts at a P-frame and claws score of it decodes 22 of the 47 frames scored "
-    "live (from the next keyframe); taps of every non-empty packet (packet.size) fix it")
 
 
 def check_one_stretch(folder: Path, frames: int) -> None:
@@ -142,8 +137,9 @@ def test_rtsp_stream_over_tcp_by_default(live_run, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason=RECORDING_DEFECT)
 def test_rtsp_recording_scores_as_the_stream(live_run, tmp_path):
+    """The RTSP demuxer gives the first keyframe no time stamps: it is recorded all the same, so
+    the recording decodes every frame scored live."""
     watch_rtsp(live_run, tmp_path / "live")
     assert_recordings_score_the_same({"cam": tmp_path / "live" / "cam" / "stretch-1.npy"},
                                      live_run, tmp_path)
