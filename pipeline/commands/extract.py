@@ -153,11 +153,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        rank = init_rank(device)
-    except ValueError as err:  # --device cuda:N under torchrun
-        logger.error("%s", err)
-        return 2
+    rank = init_rank(device)  # ValueError (exit 2): --device cuda:N under torchrun
     try:
         device = rank_device(device, rank)
         network, preprocess, extractor = build_network(args, device)

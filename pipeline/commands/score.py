@@ -23,13 +23,11 @@ are split the same way. --device cuda gives each rank cuda:LOCAL_RANK (cuda:N is
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from claws.extract.cpu_share import default_workers
 from claws.pipeline.options import FPS, WORKERS, add_c3d_options, add_event_options
 
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from claws.pipeline.scoring.files import INDEX
     from claws.pipeline.scoring.job import ScoreJob, run as score
 
-    try:
-        rank = init_rank(args.device)
-    except ValueError as err:  # --device cuda:N under torchrun
-        logger.error("%s", err)
-        return 2
+    rank = init_rank(args.device)  # ValueError (exit 2): --device cuda:N under torchrun
     try:
         footage = RawFootage(
             inputs=list(args.inputs), weights=args.weights, mean=args.mean,

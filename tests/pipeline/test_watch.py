@@ -614,3 +614,18 @@ def test_a_restart_into_the_same_folder_appends_and_never_rewrites(live_run, tmp
     assert closed == [(1, 1), (2, 1)]  # each closed once
     assert [r["stretch"] for r in lines(door / "stream.jsonl") if r["record"] == "opened"] == [1, 2]
     assert sorted(p.name for p in (door / "evidence").iterdir()) == ["1-1.mp4", "2-1.mp4"]
+
+
+@pytest.mark.parametrize("command", ["watch", "extract"])
+def test_an_explicit_gpu_under_torchrun_is_refused_by_watch_and_extract(
+        command, live_run, tmp_path, monkeypatch, caplog):
+    """Every rank would take that one GPU: exit 2 naming the option, before joining the group
+    (claws score's own test is in test_score_torchrun.py)."""
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    video = write_video(tmp_path / "cams" / "cam.mp4", synthetic_frames(3, 16, 16), fps=8.0)
+    out = tmp_path / "out"
+    argv = (["watch", str(video), "--run", str(live_run)] if command == "watch" else
+            ["extract", "footage", str(video.parent), "--split", "train"])
+    assert main([*argv, "--weights", "random", "--device", "cuda:1", "--out", str(out)]) == 2
+    assert "--device cuda:1 under torchrun" in caplog.text and not out.exists()
