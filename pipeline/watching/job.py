@@ -248,7 +248,12 @@ def run(job: WatchJob, emit: Callable[[str], None], rank: Rank = Rank()) -> int:
             logger.info("rank %d of %d: watching %s", rank.rank, rank.world_size,
                         ", ".join(s.name for s in sources) or "no stream (more ranks than streams)")
         code = _watch(job, ckpt, sources, built.preprocess, batches, emit) if sources else 0
-        return max(all_gather(code, rank)) if rank.distributed else code
+        if rank.distributed:
+            worst = max(all_gather(code, rank))
+            logger.info("rank %d of %d: exit code %d (its streams: %d; the worst of all ranks)",
+                        rank.rank, rank.world_size, worst, code)
+            return worst
+        return code
 
 
 def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, batches,

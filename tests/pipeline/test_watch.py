@@ -12,7 +12,6 @@ with the number of clips in its network call.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -546,8 +545,10 @@ def test_torchrun_two_ranks_split_the_streams(live_run, tmp_path):
     assert "rank 0 of 2: watching cam0, cam1" in done.stderr
     assert "rank 1 of 2: watching nowhere, cam2" in done.stderr
     assert lines(out / "nowhere" / "stream.jsonl")[-1]["record"] == "failed"
-    # rank 0's streams were fine: it exits 1 because rank 1's failed (torchrun names it)
-    assert re.search(r"rank\s*: 0 \(local_rank: 0\)\s*exitcode\s*: 1", done.stderr), done.stderr
+    # rank 0's streams were fine: it returns 1 because rank 1's failed (which rank torchrun
+    # sees end first, and SIGTERMs the other, varies: the ranks say what they return)
+    assert "rank 0 of 2: exit code 1 (its streams: 0;" in done.stderr, done.stderr
+    assert "rank 1 of 2: exit code 1 (its streams: 1;" in done.stderr, done.stderr
     for i, video in enumerate(videos):
         records = lines(out / f"cam{i}" / "stream.jsonl")
         assert [r["record"] for r in records] == ["opened", "stretch ended", "finished"]
