@@ -220,7 +220,6 @@ def run(job: WatchJob, emit: Callable[[str], None], rank: Rank = Rank()) -> int:
     fields = {"checkpoint_sha256": file_sha256(ckpt.path), "window": job.window or
               checkpoint_window(ckpt), "threshold": job.threshold,
               "min_duration_s": job.min_duration, "merge_gap_s": job.merge_gap}
-    check_settings(job.out, fields)
     footage = RawFootage(inputs=[], weights=job.weights, mean=job.mean, precision=job.precision,
                          device=job.device)
     settings = extraction_settings(ckpt, footage)
@@ -269,11 +268,9 @@ def _watch(job: WatchJob, ckpt: Checkpoint, sources: list[Source], preprocess, b
     evidence = {s.name: Evidence(s.folder, job.evidence_before, job.evidence_after, finisher,
                                  partial(_evidence_written, lines, notifier, s))
                 for s in sources} if job.evidence else {}
-    watcher = _Watcher(job, ckpt, lines, batches, emit, evidence, notifier)
-    watcher.urls = {s.name: s.url for s in sources}
     readers = [Reader(s, preprocess, items, stop, job.record, job.reconnect, job.timeout,
                       job.follow, job.drop, evidence.get(s.name)) for s in sources]
-    watcher.readers = {r.source.name: r for r in readers}
+    watcher = _Watcher(job, ckpt, lines, batches, emit, evidence, notifier, readers)
     for reader in readers:
         reader.start()
     try:
@@ -326,11 +323,10 @@ class _Watcher:
 
     def __init__(self, job: WatchJob, ckpt: Checkpoint, lines: Lines, batches: NetworkBatches,
                  emit: Callable[[str], None], evidence: dict[str, Evidence],
-                 notifier: Notifier | None) -> None:
+                 notifier: Notifier | None, readers: list[Reader]) -> None:
         self.job, self.lines, self.batches, self.emit = job, lines, batches, emit
         self.evidence, self.notifier = evidence, notifier
-        self.urls: dict[str, str] = {}  # stream name -> its URL
-        self.readers: dict[str, Reader] = {}  # stream name -> its reader
+        self.readers = {r.source.name: r for r in readers}  # stream name -> its reader
         self.skipped: dict[str, int] = {}  # clips queued behind an unscorable one, not scored
         self.ckpt, self.window = ckpt, job.window or checkpoint_window(ckpt)
         self.stretches: dict[str, Stretch] = {}
@@ -462,7 +458,7 @@ class _Watcher:
         self.finished += 1
         if item.error is not None:
             self.failed[item.stream] = item.error
-            logger.error("stream %s (%s) failed: %s", item.stream, self.urls[item.stream], item.error)
+            logger.error("stream %s (%s) failed: %s", item.stream, self.readers[item.stream].source.url, item.error)
         self.write(item.stream, STREAM_LINES, {
             "stream": item.stream, "record": "failed" if item.error else "finished",
             "error": item.error, "wall": item.wall})
