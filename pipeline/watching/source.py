@@ -335,10 +335,9 @@ class Reader(threading.Thread):
                 if self.restart.is_set():  # the job ended the stretch: a clip it could not score
                     self.restart.clear()
                     ended = StretchEnd(name, stretch, num_frames, time.time(), "restarted")
+                    if not self._split(ended, fps, path, seen - len(chunk)):
+                        return True, stretch + 2
                     stretch, num_frames, clip = stretch + 1, 0, 0
-                    begun = self._begin(stretch, fps, path, seen - len(chunk))
-                    if not (self.put(ended) and self.put(begun)):
-                        return True, stretch + 1
                     item = item._replace(stretch=stretch, index=0)
                 behind = drops.live and time.time() - opened >= seen / fps - AHEAD_S
                 if drops.active or (behind and not self._put_now(item)):
@@ -346,10 +345,9 @@ class Reader(threading.Thread):
                         continue  # still full: this clip is dropped too
                     # room again: the stretch ends where the drop began, a new one starts here
                     ended = StretchEnd(name, stretch, num_frames, drops.since, "dropped")
+                    if not self._split(ended, fps, path, seen - len(chunk), drops.record(stretch)):
+                        return True, stretch + 2
                     stretch, num_frames, clip = stretch + 1, 0, 0
-                    restart = self._begin(stretch, fps, path, seen - len(chunk))
-                    if not all(map(self.put, (ended, drops.record(stretch - 1), restart))):
-                        return True, stretch + 1
                     item = item._replace(stretch=stretch, index=0)
                     if not self.put(item):
                         return True, stretch + 1
@@ -370,13 +368,17 @@ class Reader(threading.Thread):
             if evidence is not None:
                 evidence.end()
 
-    def _begin(self, stretch: int, fps: float, path: Path | None, first_frame: int) -> StretchStart:
-        """A stretch that begins at `first_frame` of the opened source (after a drop or a
-        restart the job asked for)."""
+    def _split(self, ended: StretchEnd, fps: float, path: Path | None, first_frame: int,
+               *between: Item) -> bool:
+        """End `ended`'s stretch and begin the next one at `first_frame` of the opened source
+        (after a drop or a restart the job asked for), queueing `between` in between; False once
+        the job stops."""
+        stretch = ended.stretch + 1
         if self.evidence is not None:
             self.evidence.stretch_at(stretch, first_frame / fps)
-        return StretchStart(self.source.name, stretch, fps, time.time(), None,
-                            str(path) if path else None, first_frame)
+        begun = StretchStart(self.source.name, stretch, fps, time.time(), None,
+                             str(path) if path else None, first_frame)
+        return all(map(self.put, (ended, *between, begun)))
 
     def _put_now(self, item: Item) -> bool:
         """Queue `item` if there is room now."""
